@@ -1,0 +1,34 @@
+#!/bin/sh
+# Installs the Debian packages that building and testing sbox need. Idempotent: when everything is already
+# present it only checks and returns (no apt-get update, no network).
+#   packaging/install-deps.sh          what the build and the test suite need
+#   packaging/install-deps.sh --bench  also what the benchmarks compare against (hyperfine, bubblewrap)
+set -eu
+packages="
+  g++ cmake ninja-build pkg-config
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev doctest-dev
+  uidmap passwd util-linux procps
+"
+if [ "${1:-}" = "--bench" ]; then
+  packages="$packages hyperfine bubblewrap"
+fi
+missing=""
+for p in $packages; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  case "$status" in
+    *" installed") ;;
+    *) missing="$missing $p" ;;
+  esac
+done
+if [ -z "$missing" ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages:$missing (run this script as root, or: sudo apt-get install$missing)" >&2
+  exit 1
+fi
+echo "install-deps: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086
+apt-get install -y -q --no-install-recommends $missing

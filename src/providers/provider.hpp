@@ -1,0 +1,153 @@
+// The Provider interface: what every sandbox backend (local, and later the remote services) offers the CLI.
+// Errors are exceptions of type sbox::Error carrying one of sbox's error kinds; the CLI maps them to exit codes.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace sbox {
+
+// The kinds of failure sbox reports (design.md, "Output and exit codes"; the JSON error object's "kind").
+enum class ErrorKind {
+    usage,        // the command line was wrong
+    invalid,      // an argument or input value was wrong
+    not_found,    // no such sandbox, snapshot, file ...
+    conflict,     // the name is taken, the sandbox is in the wrong state
+    auth,         // missing or rejected credentials
+    rate_limited, // the service asked us to slow down
+    unavailable,  // the service or the kernel feature is not there
+    timeout,      // an operation took too long
+    unsupported,  // this provider cannot do that (see Capabilities)
+    internal,     // anything else: a bug or an unexpected system failure
+};
+std::string_view to_string(ErrorKind kind);
+
+class Error : public std::runtime_error {
+  public:
+    Error(ErrorKind kind, const std::string& message, std::string provider = {})
+        : std::runtime_error(message), kind_(kind), provider_(std::move(provider)) {}
+    ErrorKind kind() const { return kind_; }
+    const std::string& provider() const { return provider_; }
+
+  private:
+    ErrorKind kind_;
+    std::string provider_;
+};
+
+// The command given to exec/run could not be started: exit status 126 (not executable) or 127 (not found).
+class CommandError : public Error {
+  public:
+    CommandError(int exit_status, const std::string& message, std::string provider = {})
+        : Error(ErrorKind::invalid, message, std::move(provider)), exit_status_(exit_status) {}
+    int exit_status() const { return exit_status_; }
+
+  private:
+    int exit_status_;
+};
+
+// What a provider can do. The CLI refuses an operation whose capability is missing with
+// "sbox: PROVIDER: OPERATION is not supported by this provider" instead of faking it.
+enum class Capability : std::uint32_t {
+    exec = 1u << 0,         // run commands in an existing sandbox
+    exec_stdin = 1u << 1,   // forward stdin (with EOF) to the command
+    exec_detach = 1u << 2,  // start a command that outlives the CLI
+    exec_timeout = 1u << 3, // end the command after a duration (exit 124)
+    exec_user = 1u << 4,    // run as another user
+    exec_cwd = 1u << 5,     // run in another working directory
+    lifetime = 1u << 6,     // the sandbox removes itself after --timeout
+    labels = 1u << 7,       // key=value labels, filterable in ls
+    names = 1u << 8,        // --name
+    image_dir = 1u << 9,    // --image DIR (a root filesystem directory)
+};
+
+class Capabilities {
+  public:
+    Capabilities() = default;
+    Capabilities(std::initializer_list<Capability> caps) {
+        for (auto c : caps) bits_ |= static_cast<std::uint32_t>(c);
+    }
+    bool has(Capability c) const { return (bits_ & static_cast<std::uint32_t>(c)) != 0; }
+    // Stable names, for `sbox providers` and its JSON.
+    std::vector<std::string> names() const;
+
+  private:
+    std::uint32_t bits_ = 0;
+};
+std::string_view to_string(Capability c);
+
+using Env = std::vector<std::pair<std::string, std::string>>;
+using Labels = std::map<std::string, std::string>;
+
+struct CreateSpec {
+    std::string name;                               // empty: none
+    std::string image;                              // empty: the provider's default (local: the host's system)
+    Labels labels;                                  // created-by=sbox is added by the CLI
+    Env env;                                        // defaults for every exec
+    std::optional<std::chrono::milliseconds> lifetime; // create --timeout
+};
+
+struct ExecSpec {
+    std::vector<std::string> argv;   // never re-joined into a shell string
+    Env env;                         // added to (and overriding) the sandbox's defaults
+    std::string cwd;                 // empty: the user's home or /
+    std::string user;                // empty: root; NAME, UID or UID:GID
+    bool stdin_open = false;         // -i: forward stdin, EOF included; otherwise the command reads /dev/null
+    bool detach = false;             // -d: start and return; the sandbox reaps it
+    std::optional<std::chrono::milliseconds> timeout; // exit 124 when it fires
+};
+
+struct SandboxInfo {
+    std::string provider;
+    std::string id;
+    std::string name;
+    std::string status;       // creating | running | exited | failed (provider-specific words allowed)
+    std::string image;        // what it was created from
+    std::int64_t created_at = 0;               // unix seconds
+    std::optional<std::int64_t> expires_at;     // unix seconds, when a lifetime was set
+    Labels labels;
+    nlohmann::json details = nlohmann::json::object(); // provider-specific facts for `inspect`
+
+    std::string ref() const { return provider + "/" + id; }
+};
+
+// Observes the phases of `run` so the CLI can, for example, print the reference of a detached run.
+struct RunObserver {
+    virtual ~RunObserver() = default;
+    virtual void created(const SandboxInfo&) {}
+};
+
+class Provider {
+  public:
+    virtual ~Provider() = default;
+
+    virtual std::string_view name() const = 0;
+    virtual Capabilities capabilities() const = 0;
+    // Whether credentials/settings are present; when not, `why` says what is missing and how to fix it.
+    virtual bool configured(std::string& why) const = 0;
+
+    // Returns once the sandbox is ready for exec.
+    virtual SandboxInfo create(const CreateSpec& spec) = 0;
+    virtual std::vector<SandboxInfo> list() = 0;
+    // id is the provider's id, or a name the provider knows; nullopt when there is no such sandbox.
+    virtual std::optional<SandboxInfo> get(std::string_view id_or_name) = 0;
+    // Runs a command with the CLI process's stdin/stdout/stderr; returns its exit status
+    // (0-255, 128+N for signal N, 124 for a timeout). Throws CommandError for 126/127.
+    virtual int exec(std::string_view id, const ExecSpec& spec) = 0;
+    // Everything of the sandbox gone. Throws Error(not_found) when there is no such sandbox.
+    virtual void kill(std::string_view id) = 0;
+    // create + exec + kill. Ctrl-C or SIGTERM during the run removes the sandbox. The default does exactly
+    // that with the three calls above; a provider may take a faster path that is as isolated.
+    virtual int run(const CreateSpec& create, const ExecSpec& exec, RunObserver& observer);
+};
+
+} // namespace sbox
