@@ -1,0 +1,525 @@
+#include "local/engine.hpp"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ctime>
+
+#include "local/namespaces.hpp"
+#include "local/supervisor.hpp"
+#include "local/trace.hpp"
+
+namespace sbox::local {
+
+namespace {
+
+constexpr const char* kDefaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+std::int64_t unix_now() {
+    return static_cast<std::int64_t>(::time(nullptr));
+}
+
+bool valid_name(const std::string& name) {
+    if (name.empty() || name.size() > 63) return false;
+    if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+    for (char c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    return true;
+}
+
+// K=V lists where a later key replaces an earlier one.
+void merge_env(std::vector<std::string>& into, const std::vector<std::string>& from) {
+    for (const auto& kv : from) {
+        std::string key = kv.substr(0, kv.find('='));
+        bool replaced = false;
+        for (auto& existing : into) {
+            if (existing.compare(0, key.size() + 1, key + "=") == 0) {
+                existing = kv;
+                replaced = true;
+                break;
+            }
+        }
+        if (!replaced) into.push_back(kv);
+    }
+}
+
+LaunchSpec launch_spec(const SandboxConfig& config, const ExecRequest& request, int error_fd) {
+    LaunchSpec spec;
+    spec.argv = request.argv;
+    spec.env = {kDefaultPath, "HOSTNAME=" + config.hostname};
+    merge_env(spec.env, config.env);
+    merge_env(spec.env, request.env);
+    spec.cwd = request.cwd;
+    spec.user = request.user;
+    spec.stdin_open = request.stdin_open;
+    spec.detached = request.detach;
+    spec.setgroups = config.idmap.setgroups;
+    spec.error_fd = error_fd;
+    return spec;
+}
+
+// Signals that end `run` (removing the sandbox) and that `exec` forwards to its command.
+sigset_t terminating_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT})
+        sigaddset(&set, sig);
+    return set;
+}
+
+struct Pipe {
+    Fd read, write;
+    Pipe() {
+        int fds[2];
+        check(::pipe2(fds, O_CLOEXEC), "pipe2");
+        read.reset(fds[0]);
+        write.reset(fds[1]);
+    }
+};
+
+struct WaitResult {
+    int status = 0; // wait(2) status, when the child ended
+    int signal = 0; // a terminating signal arrived (and was not forwarded)
+    bool timed_out = false;
+};
+
+// Waits for child `pid` (pidfd `pidfd`), for `timeout`, and for the terminating signals, which are read
+// from `sigfd` and either forwarded to the child's process group or returned.
+WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono::milliseconds> timeout,
+                      bool forward_signals) {
+    struct timespec start;
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int wait_ms = -1;
+        if (timeout) {
+            struct timespec now;
+            ::clock_gettime(CLOCK_MONOTONIC, &now);
+            std::int64_t elapsed =
+                (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+            std::int64_t left = timeout->count() - elapsed;
+            if (left <= 0) return WaitResult{0, 0, true};
+            wait_ms = static_cast<int>(std::min<std::int64_t>(left, 1 << 30));
+        }
+        struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        int n = ::poll(fds, 2, wait_ms);
+        if (n == -1) {
+            if (errno == EINTR) continue;
+            throw_errno("poll");
+        }
+        if (fds[1].revents & POLLIN) {
+            struct signalfd_siginfo info;
+            if (::read(sigfd, &info, sizeof info) == sizeof info) {
+                int sig = static_cast<int>(info.ssi_signo);
+                if (!forward_signals) return WaitResult{0, sig, false};
+                ::kill(-pid, sig);
+                ::kill(pid, sig);
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            WaitResult r;
+            while (::waitpid(pid, &r.status, 0) == -1) {
+                if (errno != EINTR) throw_errno("waitpid");
+            }
+            return r;
+        }
+    }
+}
+
+// Blocks the terminating signals for the life of the object and reads them from a signalfd, so a Ctrl-C
+// at any moment is handled rather than killing sbox halfway.
+class SignalCatcher {
+  public:
+    SignalCatcher() {
+        sigset_t set = terminating_signals();
+        check(::sigprocmask(SIG_BLOCK, &set, &old_), "sigprocmask");
+        fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
+        if (!fd_) throw_errno("signalfd");
+    }
+    ~SignalCatcher() { ::sigprocmask(SIG_SETMASK, &old_, nullptr); }
+    int fd() const { return fd_.get(); }
+    // A signal that arrived while nothing was waiting for it.
+    int pending() const {
+        struct pollfd p = {fd_.get(), POLLIN, 0};
+        if (::poll(&p, 1, 0) != 1) return 0;
+        struct signalfd_siginfo info;
+        if (::read(fd_.get(), &info, sizeof info) != sizeof info) return 0;
+        return static_cast<int>(info.ssi_signo);
+    }
+
+  private:
+    sigset_t old_;
+    Fd fd_;
+};
+
+struct Started {
+    pid_t pid = 0;
+    Fd pidfd;
+    bool base_idmapped = false;
+};
+
+// Clones the supervisor into fresh namespaces, maps its ids, hands it the idmapped lower layers and
+// waits until it reports ready. Runs in the process that will watch over the sandbox.
+Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, int keep_fd) {
+    leave_chroot_if_needed();
+    int pair[2];
+    check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+    Fd parent_end(pair[0]), child_end(pair[1]);
+    Started started;
+    started.pid = clone_into_namespaces(kSandboxNamespaces, started.pidfd);
+    if (started.pid == 0) {
+        parent_end.reset();
+        supervisor_main(plan, child_end.get(), keep_fd);
+    }
+    child_end.reset();
+    auto abort_start = [&] {
+        kill_and_wait(started.pidfd.get());
+        ::waitpid(started.pid, nullptr, 0);
+    };
+    try {
+        write_idmap(started.pid, config.idmap);
+        std::vector<Fd> lowers;
+        if (!config.rootless) {
+            Fd userns(
+                ::open(("/proc/" + std::to_string(started.pid) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
+            if (!userns) throw_errno("open the sandbox's user namespace");
+            std::string why;
+            for (const auto& path : plan.rootfs.lower_paths()) {
+                Fd mnt = make_idmapped_mount(path, userns.get(), why);
+                if (!mnt) {
+                    // The filesystem cannot be idmapped (for example an overlayfs root): the base stays
+                    // read-only to root inside where the host's root owns it.
+                    lowers.clear();
+                    break;
+                }
+                lowers.push_back(std::move(mnt));
+            }
+        }
+        started.base_idmapped = !lowers.empty();
+        std::vector<int> fds;
+        for (const auto& l : lowers)
+            fds.push_back(l.get());
+        send_go(parent_end.get(), fds);
+    } catch (...) {
+        abort_start();
+        throw;
+    }
+    char reply[4096];
+    ssize_t n = ::recv(parent_end.get(), reply, sizeof reply - 1, 0);
+    std::string text = n > 0 ? std::string(reply, static_cast<size_t>(n)) : std::string();
+    if (text != "ready") {
+        abort_start();
+        if (text.rfind("error\t", 0) == 0)
+            throw Error(Error::Kind::internal, "cannot set up the sandbox: " + text.substr(6));
+        throw Error(Error::Kind::internal, "the sandbox's supervisor died while setting up");
+    }
+    return started;
+}
+
+SupervisorPlan supervisor_plan(const Store& store, const SandboxConfig& config) {
+    SupervisorPlan plan;
+    plan.rootfs = plan_rootfs(config.image, config.hostname, {store.paths().data, store.paths().runtime},
+                              store.fs_dir(config.id));
+    plan.idmap = config.idmap;
+    plan.sandbox_dir = store.sandbox_dir(config.id);
+    if (config.lifetime_ms) plan.lifetime = std::chrono::milliseconds(*config.lifetime_ms);
+    return plan;
+}
+
+RuntimeState runtime_state(const Started& started, const SupervisorPlan& plan) {
+    RuntimeState rt;
+    if (auto s = identify(started.pid)) rt.supervisor = *s;
+    if (auto m = identify(::getpid())) rt.monitor = *m;
+    rt.started_at = unix_now();
+    rt.base_idmapped = started.base_idmapped;
+    rt.layers_in_memory = plan.rootfs.layers_in_memory;
+    return rt;
+}
+
+// Starts the sandbox from a forked, daemonized monitor that outlives the caller and watches the supervisor:
+// when it ends by itself (lifetime over, or the command of a detached run done) the monitor removes the
+// sandbox; when it is killed, the monitor records how, for ls. Returns once the sandbox is ready.
+void start_monitored(const Store& store, const SandboxConfig& config, const SupervisorPlan& plan) {
+    Pipe report;
+    pid_t monitor = ::fork();
+    if (monitor == -1) throw_errno("fork");
+    if (monitor == 0) {
+        report.read.reset();
+        ::prctl(PR_SET_NAME, "sbox-monitor", 0, 0, 0);
+        ::setsid();
+        ::signal(SIGPIPE, SIG_IGN);
+        ::signal(SIGHUP, SIG_IGN);
+        int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+        for (int fd = 0; fd < 3; ++fd)
+            ::dup2(null, fd);
+        // Nothing the caller had open (its pipes, its terminal) may stay open in a long-lived process.
+        int keep = report.write.get();
+        if (keep > 3) ::syscall(SYS_close_range, 3, keep - 1, 0);
+        ::syscall(SYS_close_range, keep + 1, ~0U, 0);
+        Started started;
+        try {
+            started = start_sandbox(config, plan, -1);
+            store.write_runtime(config.id, runtime_state(started, plan));
+        } catch (const std::exception& e) {
+            try {
+                store.remove(config);
+            } catch (...) {
+            }
+            (void)write_all(report.write.get(), std::string("error\t") + e.what());
+            ::_exit(1);
+        }
+        if (!write_all(report.write.get(), "ok")) {
+            // The sbox that asked for this sandbox died before hearing it was ready: nobody knows the
+            // sandbox exists, so it must not outlive that process.
+            kill_and_wait(started.pidfd.get());
+            ::waitpid(started.pid, nullptr, 0);
+            try {
+                store.remove(config);
+            } catch (...) {
+            }
+            ::_exit(1);
+        }
+        report.write.reset();
+        int status = 0;
+        while (::waitpid(started.pid, &status, 0) == -1 && errno == EINTR) {
+        }
+        try {
+            if (WIFEXITED(status))
+                store.remove(config);
+            else
+                store.write_exit(config.id, ExitState{WIFSIGNALED(status) ? WTERMSIG(status) : 0,
+                                                      exit_status_of(status), unix_now()});
+        } catch (...) {
+        }
+        ::_exit(0);
+    }
+    report.write.reset();
+    std::string text = read_all(report.read.get());
+    if (text == "ok") return;
+    int status;
+    ::waitpid(monitor, &status, 0);
+    if (text.rfind("error\t", 0) == 0) throw Error(Error::Kind::internal, text.substr(6));
+    store.remove(config);
+    throw Error(Error::Kind::internal, "the sandbox's monitor died while starting it");
+}
+
+} // namespace
+
+Engine::Engine(Paths paths) : store_(std::move(paths)) {}
+
+SandboxConfig Engine::register_sandbox(const CreateRequest& request, bool ephemeral) {
+    if (!request.name.empty() && !valid_name(request.name))
+        throw Error(Error::Kind::invalid,
+                    "invalid name '" + request.name +
+                        "': use up to 63 letters, digits, '-', '_' or '.', starting with a "
+                        "letter or digit");
+    if (request.lifetime && request.lifetime->count() <= 0)
+        throw Error(Error::Kind::invalid, "the lifetime must be longer than zero");
+    for (const auto& kv : request.env)
+        if (kv.find('=') == std::string::npos || kv.front() == '=')
+            throw Error(Error::Kind::invalid, "invalid environment entry '" + kv + "' (use KEY=VALUE)");
+
+    SandboxConfig config;
+    config.name = request.name;
+    config.image = request.image;
+    config.labels = request.labels;
+    config.env = request.env;
+    config.created_at = unix_now();
+    if (request.lifetime) {
+        config.lifetime_ms = request.lifetime->count();
+        config.expires_at = config.created_at + (request.lifetime->count() + 999) / 1000;
+    }
+    config.rootless = ::geteuid() != 0;
+    config.ephemeral = ephemeral;
+    if (auto me = identify(::getpid())) config.creator = *me;
+    {
+        auto held = store_.lock();
+        auto existing = store_.list();
+        if (!config.name.empty()) {
+            for (const auto& s : existing)
+                if (s.config.name == config.name)
+                    throw Error(Error::Kind::conflict, "the name '" + config.name +
+                                                           "' is already used by local/" + s.config.id +
+                                                           " (remove it with sbox kill, or choose another)");
+        }
+        config.id = store_.new_id();
+        config.hostname = config.name.empty() ? config.id : config.name;
+        if (config.rootless) {
+            config.idmap = rootless_idmap();
+        } else {
+            config.slot = store_.free_slot(existing);
+            config.idmap = slot_idmap(config.slot);
+        }
+        store_.add(config);
+    }
+    try {
+        std::string fs = store_.fs_dir(config.id);
+        check(::mkdir(fs.c_str(), 0700), "mkdir " + fs);
+        if (!config.rootless)
+            check(::chown(fs.c_str(), config.idmap.root_uid(), config.idmap.root_gid()), "chown " + fs);
+    } catch (...) {
+        store_.remove(config);
+        throw;
+    }
+    return config;
+}
+
+SandboxState Engine::create(const CreateRequest& request) {
+    SandboxConfig config = register_sandbox(request, false);
+    try {
+        SupervisorPlan plan = supervisor_plan(store_, config);
+        start_monitored(store_, config, plan);
+    } catch (...) {
+        store_.remove(config);
+        throw;
+    }
+    auto state = store_.load(config.id);
+    if (!state) throw Error(Error::Kind::internal, "sandbox " + config.id + " vanished while being created");
+    return *state;
+}
+
+int Engine::run(const CreateRequest& create, const ExecRequest& exec,
+                const std::function<void(const SandboxState&)>& created) {
+    if (exec.argv.empty()) throw Error(Error::Kind::invalid, "no command given");
+    SignalCatcher signals;
+    trace("run: start");
+    SandboxConfig config = register_sandbox(create, true);
+    trace("run: registered");
+    Pipe errors;
+    std::optional<Started> started;
+    auto remove = [&] {
+        if (started) {
+            kill_and_wait(started->pidfd.get());
+            ::waitpid(started->pid, nullptr, 0);
+        }
+        store_.remove(config);
+    };
+    try {
+        SupervisorPlan plan = supervisor_plan(store_, config);
+        // What a one-shot command writes dies with it: its layers live in memory, which spares the disk
+        // writes of setting them up and, above all, of removing them afterwards.
+        plan.rootfs.layers_in_memory = true;
+        plan.command = launch_spec(config, exec, errors.write.get());
+        if (exec.detach) {
+            start_monitored(store_, config, plan);
+            if (created)
+                if (auto state = store_.load(config.id)) created(*state);
+            return 0;
+        }
+        plan.die_with_parent = true;
+        started = start_sandbox(config, plan, errors.write.get());
+        trace("run: sandbox ready");
+        errors.write.reset();
+        store_.write_runtime(config.id, runtime_state(*started, plan));
+        if (created)
+            if (auto state = store_.load(config.id)) created(*state);
+    } catch (...) {
+        remove();
+        throw;
+    }
+    WaitResult r;
+    if (int sig = signals.pending())
+        r.signal = sig;
+    else
+        r = wait_child(started->pid, started->pidfd.get(), signals.fd(), exec.timeout, false);
+    int status;
+    if (r.signal || r.timed_out) {
+        status = r.timed_out ? 124 : 128 + r.signal;
+        remove();
+        return status;
+    }
+    started.reset(); // reaped by wait_child
+    trace("run: sandbox ended");
+    status = exit_status_of(r.status);
+    auto failure = read_launch_failure(errors.read.get());
+    store_.remove(config);
+    trace("run: removed");
+    if (failure && failure->exit_status == status)
+        throw CommandFailed(failure->exit_status, failure->message);
+    return status;
+}
+
+int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
+    if (request.argv.empty()) throw Error(Error::Kind::invalid, "no command given");
+    auto state = store_.find(id_or_name);
+    if (!state) throw Error(Error::Kind::not_found, "no sandbox '" + std::string(id_or_name) + "'");
+    auto not_running = [&] {
+        return Error(Error::Kind::conflict, "sandbox " + state->config.id + " is not running (" +
+                                                std::string(to_string(state->status)) +
+                                                "); remove it with sbox kill");
+    };
+    if (state->status != Status::running) throw not_running();
+    Fd supervisor = open_pidfd(state->runtime->supervisor);
+    if (!supervisor) throw not_running();
+
+    SignalCatcher signals;
+    Pipe errors;
+    LaunchSpec spec = launch_spec(state->config, request, errors.write.get());
+    join_namespaces(supervisor.get());
+    pid_t child = ::fork();
+    if (child == -1) throw_errno("fork");
+    if (child == 0) {
+        if (request.detach) {
+            // The command's parent exits at once: the sandbox's PID 1 adopts and reaps it.
+            pid_t grandchild = ::fork();
+            if (grandchild != 0) ::_exit(grandchild == -1 ? 1 : 0);
+        }
+        launch(spec);
+    }
+    errors.write.reset();
+    Fd child_fd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+    if (!child_fd) throw_errno("pidfd_open");
+    WaitResult r;
+    if (request.detach) {
+        while (::waitpid(child, &r.status, 0) == -1 && errno == EINTR) {
+        }
+    } else {
+        if (int sig = signals.pending()) {
+            ::kill(child, sig);
+        }
+        r = wait_child(child, child_fd.get(), signals.fd(), request.timeout, true);
+        if (r.timed_out) {
+            ::kill(-child, SIGKILL);
+            ::kill(child, SIGKILL);
+            ::waitpid(child, nullptr, 0);
+            return 124;
+        }
+    }
+    auto failure = read_launch_failure(errors.read.get());
+    int status = request.detach ? 0 : exit_status_of(r.status);
+    if (failure && (request.detach || failure->exit_status == status))
+        throw CommandFailed(failure->exit_status, failure->message);
+    return status;
+}
+
+std::vector<SandboxState> Engine::list() const {
+    return store_.list();
+}
+
+std::optional<SandboxState> Engine::find(std::string_view id_or_name) const {
+    return store_.find(id_or_name);
+}
+
+void Engine::kill(std::string_view id_or_name) {
+    auto state = store_.find(id_or_name);
+    if (!state) throw Error(Error::Kind::not_found, "no sandbox '" + std::string(id_or_name) + "'");
+    // The monitor first, so it does not race us to record or remove anything; then the supervisor, whose
+    // end takes every process of the sandbox, and with the last of them its mounts.
+    if (state->runtime) {
+        if (Fd m = open_pidfd(state->runtime->monitor)) kill_and_wait(m.get());
+        if (Fd s = open_pidfd(state->runtime->supervisor)) kill_and_wait(s.get());
+    } else if (state->status == Status::creating && state->config.creator.pid != ::getpid()) {
+        if (Fd c = open_pidfd(state->config.creator)) kill_and_wait(c.get());
+    }
+    store_.remove(state->config);
+}
+
+} // namespace sbox::local

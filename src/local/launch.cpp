@@ -1,0 +1,151 @@
+#include "local/launch.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "local/security.hpp"
+#include "local/system.hpp"
+#include "local/user.hpp"
+
+extern char** environ;
+
+namespace sbox::local {
+
+namespace {
+
+[[noreturn]] void fail(int fd, int status, const std::string& message) {
+    std::string record = std::to_string(status) + "\t" + message;
+    (void)write_all(fd, record);
+    ::_exit(status);
+}
+
+std::string read_or_empty(const char* path) {
+    try {
+        return read_file(path);
+    } catch (const Error&) {
+        return {};
+    }
+}
+
+void reset_signals() {
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (int sig = 1; sig < NSIG; ++sig) {
+        if (sig == SIGKILL || sig == SIGSTOP) continue;
+        ::signal(sig, SIG_DFL);
+    }
+}
+
+void redirect(int target, const char* path, int flags) {
+    int fd = ::open(path, flags | O_CLOEXEC);
+    if (fd == -1) throw_errno(std::string("open ") + path);
+    if (::dup2(fd, target) == -1) throw_errno("dup2");
+    ::close(fd);
+}
+
+bool has_key(const std::vector<std::string>& env, std::string_view key) {
+    for (const auto& kv : env)
+        if (kv.size() > key.size() && kv.compare(0, key.size(), key) == 0 && kv[key.size()] == '=')
+            return true;
+    return false;
+}
+
+} // namespace
+
+void launch(const LaunchSpec& spec) {
+    int efd = spec.error_fd;
+    User user;
+    try {
+        reset_signals();
+        if (::setsid() == -1) throw_errno("setsid");
+        if (spec.detached) {
+            redirect(0, "/dev/null", O_RDONLY);
+            redirect(1, "/dev/null", O_WRONLY);
+            redirect(2, "/dev/null", O_WRONLY);
+        } else if (!spec.stdin_open) {
+            redirect(0, "/dev/null", O_RDONLY);
+        }
+        try {
+            user = resolve_user(spec.user, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"));
+        } catch (const std::invalid_argument& e) {
+            fail(efd, 126, e.what());
+        }
+        restrict_bounding_set();
+        if (spec.setgroups) {
+            if (::setgroups(user.groups.size(), user.groups.data()) == -1) throw_errno("setgroups");
+        }
+        if (::setresgid(user.gid, user.gid, user.gid) == -1) {
+            if (errno == EINVAL)
+                fail(efd, 126, "group " + std::to_string(user.gid) + " is not mapped in this sandbox");
+            throw_errno("setresgid");
+        }
+        if (::setresuid(user.uid, user.uid, user.uid) == -1) {
+            if (errno == EINVAL)
+                fail(efd, 126,
+                     "user " + std::to_string(user.uid) +
+                         " is not mapped in this sandbox (a rootless sandbox without /etc/subuid ranges has "
+                         "only root)");
+            throw_errno("setresuid");
+        }
+        restrict_capabilities(user.uid);
+        std::string cwd = spec.cwd.empty() ? user.home : spec.cwd;
+        if (::chdir(cwd.c_str()) == -1) {
+            if (!spec.cwd.empty())
+                fail(efd, 126, "cannot change to directory " + cwd + ": " + std::strerror(errno));
+            if (::chdir("/") == -1) throw_errno("chdir /");
+        }
+        // Every descriptor but 0, 1 and 2 closes on exec (the error pipe among them).
+        if (::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) == -1) throw_errno("close_range");
+    } catch (const std::exception& e) {
+        fail(efd, 125, std::string("cannot start the command: ") + e.what());
+    }
+
+    std::vector<std::string> env = spec.env;
+    if (!has_key(env, "HOME")) env.push_back("HOME=" + user.home);
+    std::vector<char*> envp, argv;
+    for (auto& kv : env)
+        envp.push_back(kv.data());
+    envp.push_back(nullptr);
+    for (const auto& a : spec.argv)
+        argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    if (argv.empty() || argv[0] == nullptr || spec.argv[0].empty()) fail(efd, 127, "no command given");
+    // execvp searches the PATH of the current environment: make it the command's.
+    environ = envp.data();
+    ::execvp(argv[0], argv.data());
+    int err = errno;
+    const std::string& cmd = spec.argv[0];
+    if (err == ENOENT)
+        fail(efd, 127,
+             cmd.find('/') == std::string::npos ? cmd + ": command not found"
+                                                : cmd + ": no such file or directory");
+    fail(efd, 126, cmd + ": cannot execute: " + std::strerror(err));
+}
+
+std::optional<LaunchFailure> read_launch_failure(int fd) {
+    std::string record = read_all(fd);
+    if (record.empty()) return std::nullopt;
+    LaunchFailure f;
+    auto tab = record.find('\t');
+    f.exit_status = std::atoi(record.substr(0, tab).c_str());
+    f.message = tab == std::string::npos ? record : record.substr(tab + 1);
+    return f;
+}
+
+int exit_status_of(int wait_status) {
+    if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+    if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
+    return 125;
+}
+
+} // namespace sbox::local

@@ -1,0 +1,37 @@
+// Starting a command inside a sandbox, identically for the first command of `run` (a child of the
+// supervisor) and for every later `exec` (a child of the sbox process that joined the namespaces).
+// launch() runs in the forked child, already inside every namespace: it takes the user's credentials,
+// applies the restrictions of security.hpp and execs. A failure before exec travels back through
+// `error_fd` (close-on-exec, so a successful exec closes it with nothing written).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sbox::local {
+
+struct LaunchSpec {
+    std::vector<std::string> argv;
+    std::vector<std::string> env; // K=V; HOME is added from passwd when absent
+    std::string cwd;              // empty: the user's home directory, or /
+    std::string user;             // empty: root
+    bool stdin_open = false;      // false: stdin is /dev/null
+    bool detached = false;        // stdin, stdout and stderr are /dev/null
+    bool setgroups = true;        // false where the user namespace denies setgroups(2)
+    int error_fd = -1;
+};
+
+[[noreturn]] void launch(const LaunchSpec& spec);
+
+struct LaunchFailure {
+    int exit_status = 125; // 126 cannot execute, 127 not found, 125 sbox could not set up the process
+    std::string message;
+};
+// What the child wrote to the error pipe before dying, or nullopt when it exec'd (EOF, nothing written).
+std::optional<LaunchFailure> read_launch_failure(int fd);
+
+// A wait(2) status as a shell would report it: the exit code, or 128+N for signal N.
+int exit_status_of(int wait_status);
+
+} // namespace sbox::local

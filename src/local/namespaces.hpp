@@ -1,0 +1,49 @@
+// Namespaces and process identity: creating a process in fresh namespaces (clone3), joining a running
+// sandbox's namespaces through a pidfd (setns), and naming processes so a reused pid is never mistaken
+// for a sandbox's supervisor.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "local/system.hpp"
+
+namespace sbox::local {
+
+// Every namespace a sandbox gets: user, mount, PID, network, UTS, IPC and cgroup.
+extern const unsigned long kSandboxNamespaces;
+
+// A pid together with its start time (clock ticks since boot, /proc/PID/stat field 22): stable identity.
+struct ProcessId {
+    pid_t pid = 0;
+    std::uint64_t start_time = 0;
+};
+
+// The identity of a live process, or nullopt when it does not exist (or is a zombie).
+std::optional<ProcessId> identify(pid_t pid);
+// Whether `id` still names the same, living process.
+bool alive(const ProcessId& id);
+// A pidfd for `id`, verified against the start time after opening (so the fd cannot name a newer process).
+// Empty Fd when the process is gone.
+Fd open_pidfd(const ProcessId& id);
+// Sends SIGKILL through the pidfd and waits until the process has exited.
+void kill_and_wait(int pidfd);
+
+// clone3 with the given namespace flags; returns the child's pid in the parent (0 in the child) and the
+// child's pidfd in `pidfd`. SIGCHLD is delivered on the child's exit.
+pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd);
+
+// Joins every sandbox namespace of the process behind `pidfd`. The caller must be single-threaded;
+// it stays in the caller's PID namespace, its children are born in the sandbox's.
+void join_namespaces(int pidfd);
+
+} // namespace sbox::local
+
+namespace sbox::local {
+// The kernel refuses new user namespaces to a chrooted process. Run as root inside a chroot (a build
+// chroot, a rescue shell), sbox moves itself into a private mount namespace whose root is the chroot's, so
+// that it is no longer "chrooted". Does nothing outside a chroot; fails for ordinary users, who cannot.
+void leave_chroot_if_needed();
+} // namespace sbox::local

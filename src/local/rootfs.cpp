@@ -1,0 +1,214 @@
+#include "local/rootfs.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/syscall.h>
+
+#include <algorithm>
+#include <array>
+#include <climits>
+#include <cstdlib>
+
+#include "local/mounts.hpp"
+
+namespace sbox::local {
+
+namespace {
+
+// Top-level host directories that make up the `host` base. Only these are shown; anything else of the
+// host's "/" stays out of the sandbox.
+constexpr std::array kSystemDirs = {"usr",  "etc", "var",   "opt",   "srv",   "bin",
+                                    "sbin", "lib", "lib32", "lib64", "libx32"};
+
+// Fresh, empty directories of the `host` base, with their modes.
+constexpr std::array<std::pair<const char*, mode_t>, 9> kFreshDirs = {{{"proc", 0555},
+                                                                       {"sys", 0555},
+                                                                       {"dev", 0755},
+                                                                       {"tmp", 01777},
+                                                                       {"root", 0700},
+                                                                       {"run", 0755},
+                                                                       {"home", 0755},
+                                                                       {"mnt", 0755},
+                                                                       {"media", 0755}}};
+
+Fd open_dir_at(int dir, const std::string& name) {
+    Fd fd(::openat(dir, name.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw_errno("open " + name);
+    return fd;
+}
+
+void mkdir_at(int dir, const std::string& name, mode_t mode) {
+    if (::mkdirat(dir, name.c_str(), mode) == -1 && errno != EEXIST) throw_errno("mkdir " + name);
+    // mkdir is subject to the umask; the modes of the fresh directories matter (/tmp is 1777).
+    if (::fchmodat(dir, name.c_str(), mode, 0) == -1) throw_errno("chmod " + name);
+}
+
+// mkdir -p of `rel` (relative, '/'-separated) below `dir`.
+void mkdirs_at(int dir, const std::string& rel, mode_t mode) {
+    size_t pos = 0;
+    while ((pos = rel.find('/', pos + 1)) != std::string::npos) {
+        if (::mkdirat(dir, rel.substr(0, pos).c_str(), mode) == -1 && errno != EEXIST)
+            throw_errno("mkdir " + rel.substr(0, pos));
+    }
+    if (::mkdirat(dir, rel.c_str(), mode) == -1 && errno != EEXIST) throw_errno("mkdir " + rel);
+}
+
+void write_at(int dir, const std::string& name, const std::string& content) {
+    Fd fd(::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
+    if (!fd) throw_errno("create " + name);
+    if (!write_all(fd.get(), content)) throw_errno("write " + name);
+}
+
+// Overlay options name the layers through /proc/self/fd, which the kernel resolves to the directories
+// opened earlier, whatever the caller can traverse now.
+void mount_overlay(const std::string& lower, int upper, int work, const std::string& target) {
+    std::string options =
+        "lowerdir=" + lower + ",upperdir=" + fd_path(upper) + ",workdir=" + fd_path(work) + ",userxattr";
+    mount_or_throw("overlay", target, "overlay", MS_NOSUID, options);
+}
+
+// The sandbox's /etc/hostname and /etc/hosts, written into the upper layer of /etc before it is mounted.
+void write_identity_files(int etc_upper, const std::string& hostname) {
+    write_at(etc_upper, "hostname", hostname + "\n");
+    write_at(etc_upper, "hosts",
+             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname +
+                 "\n");
+}
+
+} // namespace
+
+std::vector<std::string> RootfsPlan::lower_paths() const {
+    if (!image.empty()) return {image};
+    std::vector<std::string> out;
+    for (const auto& d : system_dirs)
+        out.push_back("/" + d);
+    return out;
+}
+
+RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, std::vector<std::string> hidden,
+                       const std::string& fs_dir) {
+    RootfsPlan plan;
+    plan.hostname = hostname;
+    if (!image.empty()) {
+        char resolved[PATH_MAX];
+        if (!::realpath(image.c_str(), resolved))
+            throw Error(Error::Kind::invalid, "--image " + image + ": " + std::strerror(errno));
+        struct stat st;
+        if (::stat(resolved, &st) == -1 || !S_ISDIR(st.st_mode))
+            throw Error(Error::Kind::invalid,
+                        "--image " + image + " is not a directory (give a root filesystem directory)");
+        plan.image = resolved;
+    } else {
+        for (const char* name : kSystemDirs) {
+            std::string path = std::string("/") + name;
+            struct stat st;
+            if (::lstat(path.c_str(), &st) == -1) continue;
+            if (S_ISDIR(st.st_mode)) {
+                plan.system_dirs.emplace_back(name);
+            } else if (S_ISLNK(st.st_mode)) {
+                char target[PATH_MAX];
+                ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
+                if (n > 0) plan.symlinks.emplace_back(name, std::string(target, static_cast<size_t>(n)));
+            }
+        }
+    }
+    for (auto& h : hidden) {
+        char resolved[PATH_MAX];
+        if (::realpath(h.c_str(), resolved)) h = resolved;
+    }
+    plan.hidden = std::move(hidden);
+    // Overlayfs cannot take another overlayfs as its upper layer (as in a container or a chroot whose root
+    // is an overlay): the upper layers then live in a tmpfs of the sandbox's own.
+    struct statfs sfs;
+    if (::statfs(fs_dir.c_str(), &sfs) == 0 && sfs.f_type == OVERLAYFS_SUPER_MAGIC)
+        plan.layers_in_memory = true;
+    return plan;
+}
+
+void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowers, const IdMap& idmap) {
+    make_mounts_private();
+    std::string fs_path = fd_path(sandbox_dir) + "/fs";
+    if (plan.layers_in_memory) mount_or_throw("tmpfs", fs_path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    Fd fs = open_dir_at(sandbox_dir, "fs");
+    for (const char* sub : {"root", "upper", "work", "lower"})
+        mkdir_at(fs.get(), sub, 0755);
+    Fd upper = open_dir_at(fs.get(), "upper");
+    Fd work = open_dir_at(fs.get(), "work");
+    Fd lower_dir = open_dir_at(fs.get(), "lower");
+
+    // The lower layers: idmapped mounts attached below fs/lower, or the host paths themselves.
+    std::vector<std::string> lower_paths = plan.lower_paths();
+    std::vector<Fd> lower_refs; // keep the directories open while they are named through /proc/self/fd
+    for (size_t i = 0; i < lower_paths.size(); ++i) {
+        if (lowers.empty()) {
+            lower_refs.emplace_back(::open(lower_paths[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+            if (!lower_refs.back()) throw_errno("open " + lower_paths[i]);
+            continue;
+        }
+        std::string name = std::to_string(i);
+        mkdir_at(lower_dir.get(), name, 0755);
+        check(::syscall(SYS_move_mount, lowers[i].get(), "", lower_dir.get(), name.c_str(),
+                        MOVE_MOUNT_F_EMPTY_PATH),
+              "attach the idmapped mount of " + lower_paths[i]);
+        lower_refs.push_back(open_dir_at(lower_dir.get(), name));
+    }
+
+    std::string root_path = fd_path(fs.get()) + "/root";
+    Fd root;
+    if (!plan.image.empty()) {
+        mkdir_at(upper.get(), "root", 0755);
+        mkdir_at(work.get(), "root", 0755);
+        Fd up = open_dir_at(upper.get(), "root"), wk = open_dir_at(work.get(), "root");
+        struct stat st;
+        if (::fstatat(lower_refs[0].get(), "etc", &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+            mkdir_at(up.get(), "etc", 0755);
+            write_identity_files(open_dir_at(up.get(), "etc").get(), plan.hostname);
+        }
+        mount_overlay(fd_path(lower_refs[0].get()), up.get(), wk.get(), root_path);
+        root = open_dir_at(fs.get(), "root");
+        for (const auto& [name, mode] : kFreshDirs) {
+            if (::fstatat(root.get(), name, &st, AT_SYMLINK_NOFOLLOW) == -1) mkdir_at(root.get(), name, mode);
+        }
+    } else {
+        mount_or_throw(root_path, root_path, nullptr, MS_BIND);
+        root = open_dir_at(fs.get(), "root");
+        for (const auto& [name, mode] : kFreshDirs)
+            mkdir_at(root.get(), name, mode);
+        for (const auto& [name, target] : plan.symlinks) {
+            if (::symlinkat(target.c_str(), root.get(), name.c_str()) == -1 && errno != EEXIST)
+                throw_errno("symlink " + name);
+        }
+        for (size_t i = 0; i < plan.system_dirs.size(); ++i) {
+            const std::string& name = plan.system_dirs[i];
+            mkdir_at(root.get(), name, 0755);
+            mkdir_at(upper.get(), name, 0755);
+            mkdir_at(work.get(), name, 0755);
+            Fd up = open_dir_at(upper.get(), name), wk = open_dir_at(work.get(), name);
+            if (name == "etc") write_identity_files(up.get(), plan.hostname);
+            // Hide sbox's own state where it lies below this directory: a whiteout in the upper layer.
+            std::string prefix = "/" + name + "/";
+            for (const auto& hidden : plan.hidden) {
+                if (hidden.compare(0, prefix.size(), prefix) != 0) continue;
+                std::string rel = hidden.substr(prefix.size());
+                size_t slash = rel.rfind('/');
+                if (slash != std::string::npos) mkdirs_at(up.get(), rel.substr(0, slash), 0755);
+                if (::mknodat(up.get(), rel.c_str(), S_IFCHR | 0000, 0) == -1 && errno != EEXIST)
+                    throw_errno("whiteout " + hidden);
+            }
+            mount_overlay(fd_path(lower_refs[i].get()), up.get(), wk.get(), root_path + "/" + name);
+        }
+    }
+
+    std::string root_at = fd_path(root.get());
+    mount_proc(root_at);
+    mount_sys(root_at);
+    mount_dev(root_at, idmap);
+    pivot_into(root.get());
+}
+
+} // namespace sbox::local

@@ -1,0 +1,42 @@
+// The sandbox's root filesystem: writable overlays over a read-only base.
+//  - base `host`: "/" is the sandbox's own directory (fresh /tmp, /root, /run, /home; the host's top-level
+//    symlinks such as bin -> usr/bin), and each of the host's system directories (/usr, /etc, /var, /opt,
+//    /srv, and /bin, /lib* where they are real directories) is an overlay whose upper layer is the sandbox's.
+//    Everything else of the host (/home, /root, /tmp, /run, /mnt, /media, unknown top-level directories)
+//    is absent, and sbox's own state is hidden by whiteouts.
+//  - base DIR: one overlay over that directory at "/".
+// As root on the host the lower layers are idmapped mounts, so root inside owns the base's files and can
+// change or delete any of them; the changes land in the upper layers only.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "local/idmap.hpp"
+#include "local/system.hpp"
+
+namespace sbox::local {
+
+struct RootfsPlan {
+    std::string image;                                         // empty: the host's system directories
+    std::vector<std::string> system_dirs;                      // host base: top-level names overlaid
+    std::vector<std::pair<std::string, std::string>> symlinks; // host base: top-level name -> target
+    std::vector<std::string> hidden;                           // absolute paths to hide (sbox's state)
+    std::string hostname;
+    bool layers_in_memory = false; // the data directory cannot hold upper layers: use a tmpfs
+
+    // The host paths of the lower layers, in the order build_rootfs expects their idmapped mounts.
+    std::vector<std::string> lower_paths() const;
+};
+
+// Reads the host's top-level layout and decides where the upper layers can live. Runs on the host.
+RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, std::vector<std::string> hidden,
+                       const std::string& fs_dir);
+
+// Builds the root filesystem in the caller's (private) mount namespace and pivots into it. `sandbox_dir`
+// is the sandbox's state directory (holding fs/), opened before the caller took the sandbox's credentials.
+// `lowers` holds an idmapped mount per lower_paths() entry, or is empty to use the host paths as they are.
+void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowers, const IdMap& idmap);
+
+} // namespace sbox::local

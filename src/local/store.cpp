@@ -1,0 +1,320 @@
+#include "local/store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace sbox::local {
+
+using nlohmann::json;
+
+namespace {
+
+void make_dirs(const std::string& path, mode_t mode) {
+    std::string partial;
+    size_t pos = 0;
+    while (pos != std::string::npos) {
+        pos = path.find('/', pos + 1);
+        partial = path.substr(0, pos);
+        if (partial.empty()) continue;
+        if (::mkdir(partial.c_str(), mode) == -1 && errno != EEXIST) throw_errno("mkdir " + partial);
+    }
+}
+
+json to_json(const ProcessId& p) {
+    return json{{"pid", p.pid}, {"start_time", p.start_time}};
+}
+ProcessId process_from(const json& j) {
+    return ProcessId{j.value("pid", 0), j.value("start_time", std::uint64_t{0})};
+}
+
+json ranges_json(const std::vector<IdRange>& ranges) {
+    json out = json::array();
+    for (const auto& r : ranges)
+        out.push_back({r.inside, r.outside, r.count});
+    return out;
+}
+std::vector<IdRange> ranges_from(const json& j) {
+    std::vector<IdRange> out;
+    for (const auto& r : j)
+        out.push_back({r.at(0).get<unsigned>(), r.at(1).get<unsigned>(), r.at(2).get<unsigned>()});
+    return out;
+}
+
+json config_json(const SandboxConfig& c) {
+    json j = {{"id", c.id},
+              {"name", c.name},
+              {"hostname", c.hostname},
+              {"image", c.image},
+              {"labels", c.labels},
+              {"env", c.env},
+              {"created_at", c.created_at},
+              {"rootless", c.rootless},
+              {"slot", c.slot},
+              {"uid_map", ranges_json(c.idmap.uids)},
+              {"gid_map", ranges_json(c.idmap.gids)},
+              {"idmap_helpers", c.idmap.use_helpers},
+              {"setgroups", c.idmap.setgroups},
+              {"creator", to_json(c.creator)},
+              {"ephemeral", c.ephemeral}};
+    if (c.lifetime_ms) j["lifetime_ms"] = *c.lifetime_ms;
+    if (c.expires_at) j["expires_at"] = *c.expires_at;
+    return j;
+}
+
+SandboxConfig config_from(const json& j) {
+    SandboxConfig c;
+    c.id = j.at("id").get<std::string>();
+    c.name = j.value("name", "");
+    c.hostname = j.value("hostname", c.id);
+    c.image = j.value("image", "");
+    c.labels = j.value("labels", std::map<std::string, std::string>{});
+    c.env = j.value("env", std::vector<std::string>{});
+    c.created_at = j.value("created_at", std::int64_t{0});
+    if (j.contains("lifetime_ms")) c.lifetime_ms = j["lifetime_ms"].get<std::int64_t>();
+    if (j.contains("expires_at")) c.expires_at = j["expires_at"].get<std::int64_t>();
+    c.rootless = j.value("rootless", false);
+    c.slot = j.value("slot", 0u);
+    c.idmap.uids = ranges_from(j.value("uid_map", json::array()));
+    c.idmap.gids = ranges_from(j.value("gid_map", json::array()));
+    c.idmap.use_helpers = j.value("idmap_helpers", false);
+    c.idmap.setgroups = j.value("setgroups", true);
+    c.creator = process_from(j.value("creator", json::object()));
+    c.ephemeral = j.value("ephemeral", false);
+    return c;
+}
+
+std::optional<std::string> try_read(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT) return std::nullopt;
+        throw_errno("open " + path);
+    }
+    return read_all(fd.get());
+}
+
+bool remove_tree_at(int parent, const char* name) {
+    if (::unlinkat(parent, name, 0) == 0 || errno == ENOENT) return true;
+    if (errno != EISDIR && errno != EPERM) return false;
+    int fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1 && errno == EACCES) {
+        ::fchmodat(parent, name, 0700, 0);
+        fd = ::openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd == -1) return false;
+    ::fchmod(fd, 0700); // entries of a directory without write permission could not be removed
+    DIR* dir = ::fdopendir(fd);
+    if (!dir) {
+        ::close(fd);
+        return false;
+    }
+    bool ok = true;
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(dir)) {
+        if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        names.emplace_back(e->d_name);
+    }
+    for (const auto& n : names)
+        ok = remove_tree_at(::dirfd(dir), n.c_str()) && ok;
+    ::closedir(dir);
+    if (::unlinkat(parent, name, AT_REMOVEDIR) == -1 && errno != ENOENT) ok = false;
+    return ok;
+}
+
+} // namespace
+
+std::string_view to_string(Status status) {
+    switch (status) {
+    case Status::creating:
+        return "creating";
+    case Status::running:
+        return "running";
+    case Status::exited:
+        return "exited";
+    case Status::failed:
+        return "failed";
+    }
+    return "unknown";
+}
+
+bool remove_tree(const std::string& path) {
+    return remove_tree_at(AT_FDCWD, path.c_str());
+}
+
+Store::Store(Paths paths) : paths_(std::move(paths)) {
+    make_dirs(paths_.data + "/sandboxes", 0700);
+    make_dirs(paths_.data + "/trash", 0700);
+    make_dirs(paths_.runtime + "/sandboxes", 0700);
+}
+
+Store::Lock Store::lock() const {
+    std::string path = paths_.data + "/lock";
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd) throw_errno("open " + path);
+    while (::flock(fd.get(), LOCK_EX) == -1) {
+        if (errno != EINTR) throw_errno("flock " + path);
+    }
+    return Lock(std::move(fd));
+}
+
+std::string Store::sandbox_dir(std::string_view id) const {
+    return paths_.data + "/sandboxes/" + std::string(id);
+}
+std::string Store::fs_dir(std::string_view id) const {
+    return sandbox_dir(id) + "/fs";
+}
+std::string Store::runtime_file(std::string_view id) const {
+    return paths_.runtime + "/sandboxes/" + std::string(id) + ".json";
+}
+std::string Store::exit_file(std::string_view id) const {
+    return paths_.runtime + "/sandboxes/" + std::string(id) + ".exit";
+}
+
+std::optional<SandboxState> Store::load(std::string_view id) const {
+    auto text = try_read(sandbox_dir(id) + "/sandbox.json");
+    if (!text) return std::nullopt;
+    SandboxState s;
+    try {
+        s.config = config_from(json::parse(*text));
+        if (auto rt = try_read(runtime_file(id))) {
+            json j = json::parse(*rt);
+            s.runtime = RuntimeState{process_from(j.at("supervisor")), process_from(j.at("monitor")),
+                                     j.value("started_at", std::int64_t{0}), j.value("base_idmapped", false),
+                                     j.value("layers_in_memory", false)};
+        }
+        if (auto ex = try_read(exit_file(id))) {
+            json j = json::parse(*ex);
+            s.exit = ExitState{j.value("signal", 0), j.value("code", 0), j.value("at", std::int64_t{0})};
+        }
+    } catch (const json::exception& e) {
+        throw Error(Error::Kind::internal, "corrupt state of sandbox " + std::string(id) + ": " + e.what());
+    }
+    if (s.runtime)
+        s.status = alive(s.runtime->supervisor) ? Status::running : Status::exited;
+    else
+        s.status = alive(s.config.creator) ? Status::creating : Status::failed;
+    return s;
+}
+
+std::vector<SandboxState> Store::list() const {
+    std::vector<SandboxState> out;
+    std::string dir_path = paths_.data + "/sandboxes";
+    DIR* dir = ::opendir(dir_path.c_str());
+    if (!dir) throw_errno("opendir " + dir_path);
+    std::vector<std::string> ids;
+    while (struct dirent* e = ::readdir(dir)) {
+        if (e->d_name[0] == '.') continue;
+        ids.emplace_back(e->d_name);
+    }
+    ::closedir(dir);
+    for (const auto& id : ids) {
+        // A directory without sandbox.json is one being removed, or one a crash cut short before its
+        // config landed; neither is a sandbox.
+        if (auto s = load(id)) out.push_back(std::move(*s));
+    }
+    std::sort(out.begin(), out.end(), [](const SandboxState& a, const SandboxState& b) {
+        return a.config.created_at != b.config.created_at ? a.config.created_at > b.config.created_at
+                                                          : a.config.id < b.config.id;
+    });
+    return out;
+}
+
+std::optional<SandboxState> Store::find(std::string_view token) const {
+    if (token.empty()) return std::nullopt;
+    auto all = list();
+    for (auto& s : all)
+        if (s.config.id == token || s.config.name == token) return std::move(s);
+    if (token.size() < 4) return std::nullopt;
+    std::vector<SandboxState*> matches;
+    for (auto& s : all)
+        if (s.config.id.compare(0, token.size(), token) == 0) matches.push_back(&s);
+    if (matches.empty()) return std::nullopt;
+    if (matches.size() > 1) {
+        std::string ids;
+        for (auto* m : matches)
+            ids += (ids.empty() ? "" : ", ") + m->config.id;
+        throw Error(Error::Kind::conflict, "'" + std::string(token) + "' matches several sandboxes (" + ids +
+                                               "): give more of the id");
+    }
+    return std::move(*matches.front());
+}
+
+std::string Store::new_id() const {
+    for (;;) {
+        unsigned char bytes[6];
+        if (::getrandom(bytes, sizeof bytes, 0) != sizeof bytes) throw_errno("getrandom");
+        static const char hex[] = "0123456789abcdef";
+        std::string id;
+        for (unsigned char b : bytes) {
+            id += hex[b >> 4];
+            id += hex[b & 15];
+        }
+        struct stat st;
+        if (::stat(sandbox_dir(id).c_str(), &st) == -1 && errno == ENOENT) return id;
+    }
+}
+
+unsigned Store::free_slot(const std::vector<SandboxState>& existing) const {
+    std::set<unsigned> used;
+    for (const auto& s : existing)
+        if (!s.config.rootless) used.insert(s.config.slot);
+    // Directories in the trash may still hold files of a slot until removed: those ids are not reused
+    // while a removal is under way, because removal happens after the records are gone but only affects
+    // files, never processes.
+    for (unsigned slot = 0; slot < kSlotCount; ++slot)
+        if (!used.count(slot)) return slot;
+    throw Error(Error::Kind::unavailable, "every host id range is in use: remove sandboxes with sbox kill");
+}
+
+void Store::add(const SandboxConfig& config) const {
+    std::string dir = sandbox_dir(config.id);
+    // Root's sandboxes: their supervisor, once it has the sandbox's host ids, walks from this directory into
+    // fs/ (which it owns); it can pass through but not list or read anything here.
+    if (::mkdir(dir.c_str(), config.rootless ? 0700 : 0711) == -1) throw_errno("mkdir " + dir);
+    if (::chmod(dir.c_str(), config.rootless ? 0700 : 0711) == -1) throw_errno("chmod " + dir);
+    write_file_atomic(dir + "/sandbox.json", config_json(config).dump(), 0600);
+}
+
+void Store::write_runtime(std::string_view id, const RuntimeState& rt) const {
+    json j = {{"supervisor", to_json(rt.supervisor)},
+              {"monitor", to_json(rt.monitor)},
+              {"started_at", rt.started_at},
+              {"base_idmapped", rt.base_idmapped},
+              {"layers_in_memory", rt.layers_in_memory}};
+    write_file_atomic(runtime_file(id), j.dump(), 0600);
+}
+
+void Store::write_exit(std::string_view id, const ExitState& ex) const {
+    json j = {{"signal", ex.signal}, {"code", ex.code}, {"at", ex.at}};
+    write_file_atomic(exit_file(id), j.dump(), 0600);
+}
+
+void Store::remove(const SandboxConfig& config) const {
+    std::string trash;
+    {
+        auto held = lock();
+        std::string dir = sandbox_dir(config.id);
+        trash = paths_.data + "/trash/" + config.id + "." + std::to_string(::getpid());
+        if (::rename(dir.c_str(), trash.c_str()) == -1) {
+            if (errno != ENOENT) throw_errno("rename " + dir);
+            trash.clear();
+        }
+        ::unlink(runtime_file(config.id).c_str());
+        ::unlink(exit_file(config.id).c_str());
+    }
+    if (trash.empty()) return;
+    bool ok = remove_tree(trash);
+    if (!ok && config.rootless && config.idmap.use_helpers)
+        ok = run_as_mapped_root(config.idmap, [&] { return remove_tree(trash); });
+    if (!ok) throw Error(Error::Kind::internal, "could not remove every file of " + trash);
+}
+
+} // namespace sbox::local

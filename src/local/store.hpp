@@ -1,0 +1,115 @@
+// The local engine's state: one directory per sandbox under the data directory (its settings and its
+// writable layers) and one runtime record per running sandbox under the runtime directory (the pids of its
+// supervisor and monitor). Every change happens under one file lock and lands by atomic rename, so a crashed
+// sbox leaves either the old or the new state, never half of one; and since liveness is read from the
+// processes themselves (pid + start time), a dead supervisor is never shown as running.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "local/idmap.hpp"
+#include "local/namespaces.hpp"
+#include "local/system.hpp"
+
+namespace sbox::local {
+
+struct Paths {
+    std::string data;    // persistent: settings and writable layers
+    std::string runtime; // cleared on reboot: runtime records
+};
+
+// What a sandbox was created with. Written once, before anything is started.
+struct SandboxConfig {
+    std::string id;
+    std::string name;
+    std::string hostname;
+    std::string image; // empty: the host's system directories; otherwise a root filesystem directory
+    std::map<std::string, std::string> labels;
+    std::vector<std::string> env; // K=V defaults for every exec
+    std::int64_t created_at = 0;  // unix seconds
+    std::optional<std::int64_t> lifetime_ms;
+    std::optional<std::int64_t> expires_at;
+    bool rootless = false;
+    unsigned slot = 0; // root only: which host id range
+    IdMap idmap;
+    ProcessId creator;      // the sbox process that is creating it
+    bool ephemeral = false; // made by `run`: removed when its command ends
+};
+
+// Written by the monitor once the sandbox is ready.
+struct RuntimeState {
+    ProcessId supervisor;
+    ProcessId monitor;
+    std::int64_t started_at = 0;
+    bool base_idmapped = false;    // root inside owns the base's files (idmapped lower layers)
+    bool layers_in_memory = false; // the data directory cannot hold overlay upper layers: a tmpfs does
+};
+
+// Written by the monitor when the supervisor ended unexpectedly.
+struct ExitState {
+    int signal = 0;
+    int code = 0;
+    std::int64_t at = 0;
+};
+
+enum class Status { creating, running, exited, failed };
+std::string_view to_string(Status status);
+
+struct SandboxState {
+    SandboxConfig config;
+    std::optional<RuntimeState> runtime;
+    std::optional<ExitState> exit;
+    Status status = Status::failed;
+};
+
+class Store {
+  public:
+    explicit Store(Paths paths);
+
+    // An exclusive lock over every change to the store; released on destruction.
+    class Lock {
+      public:
+        explicit Lock(Fd fd) : fd_(std::move(fd)) {}
+
+      private:
+        Fd fd_;
+    };
+    Lock lock() const;
+
+    const Paths& paths() const { return paths_; }
+    std::string sandbox_dir(std::string_view id) const;
+    std::string fs_dir(std::string_view id) const;
+
+    std::vector<SandboxState> list() const;
+    // By exact id, exact name, or unique id prefix (4+ characters). Throws Error(conflict) when ambiguous.
+    std::optional<SandboxState> find(std::string_view id_or_name) const;
+    std::optional<SandboxState> load(std::string_view id) const;
+
+    // A fresh random id that no sandbox has.
+    std::string new_id() const;
+    // The lowest host id slot no sandbox in `existing` uses.
+    unsigned free_slot(const std::vector<SandboxState>& existing) const;
+
+    // Creates the sandbox's directory with its config. Call under lock().
+    void add(const SandboxConfig& config) const;
+    void write_runtime(std::string_view id, const RuntimeState& runtime) const;
+    void write_exit(std::string_view id, const ExitState& exit) const;
+    // Removes every file of the sandbox: its records under the lock, then its layers. Files the sandbox
+    // created under subordinate ids are removed from inside a user namespace with the sandbox's mapping.
+    void remove(const SandboxConfig& config) const;
+
+  private:
+    std::string runtime_file(std::string_view id) const;
+    std::string exit_file(std::string_view id) const;
+    Paths paths_;
+};
+
+// Removes a directory tree, making unreadable directories readable first. Returns false on failure.
+bool remove_tree(const std::string& path);
+
+} // namespace sbox::local

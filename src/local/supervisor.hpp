@@ -1,0 +1,38 @@
+// The sandbox's PID 1. It is cloned (never exec'd) from sbox on the host into fresh namespaces, so its
+// memory belongs to the host's user namespace: processes inside cannot ptrace it, even as root there, and
+// it is marked non-dumpable besides. It builds the root filesystem, reports ready, then reaps every orphan
+// of the sandbox and ends the sandbox when its lifetime runs out (its exit takes every process with it).
+// With a command (`run`), it starts that command and ends when it ends, with its status.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "local/idmap.hpp"
+#include "local/launch.hpp"
+#include "local/rootfs.hpp"
+
+namespace sbox::local {
+
+struct SupervisorPlan {
+    RootfsPlan rootfs;
+    IdMap idmap;
+    std::string sandbox_dir; // the sandbox's state directory on the host
+    std::optional<std::chrono::milliseconds> lifetime;
+    std::optional<LaunchSpec> command; // `run`: the command, whose end ends the sandbox
+    bool die_with_parent = false;      // `run` in the foreground: the sandbox dies with the sbox process
+};
+
+// The conversation between the sbox process that started the sandbox and its supervisor, over a
+// SOCK_SEQPACKET pair: "go" (with the idmapped lower layers attached) once the id maps are written,
+// then "ready" or "error\t<message>" back.
+void send_go(int sock, const std::vector<int>& fds);
+std::vector<int> receive_go(int sock);
+
+// Runs in the cloned child. `sync` is its end of the socket pair; every other descriptor is closed but
+// `keep` (the run command's error pipe).
+[[noreturn]] void supervisor_main(const SupervisorPlan& plan, int sync, int keep);
+
+} // namespace sbox::local

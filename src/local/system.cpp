@@ -1,0 +1,71 @@
+#include "local/system.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <ctime>
+#include <random>
+
+namespace sbox::local {
+
+void throw_errno(const std::string& what, int err) {
+    Error::Kind kind = Error::Kind::internal;
+    if (err == ENOENT) kind = Error::Kind::not_found;
+    throw Error(kind, what + ": " + std::strerror(err));
+}
+
+std::string fd_path(int fd) {
+    return "/proc/self/fd/" + std::to_string(fd);
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+std::string read_all(int fd) {
+    std::string out;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw_errno("read");
+        }
+        if (n == 0) return out;
+        out.append(buf, static_cast<size_t>(n));
+    }
+}
+
+std::string read_file(const std::string& path) {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw_errno("open " + path);
+    return read_all(fd.get());
+}
+
+void write_file_atomic(const std::string& path, std::string_view data, unsigned mode) {
+    static std::minstd_rand rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(::time(nullptr)));
+    std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rng());
+    Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode));
+    if (!fd) throw_errno("create " + tmp);
+    if (!write_all(fd.get(), data)) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        throw_errno("write " + tmp, err);
+    }
+    fd.reset();
+    if (::rename(tmp.c_str(), path.c_str()) == -1) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        throw_errno("rename " + tmp + " to " + path, err);
+    }
+}
+
+} // namespace sbox::local

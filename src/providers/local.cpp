@@ -1,0 +1,165 @@
+// The `local` provider: the namespace sandbox engine of src/local behind the Provider interface.
+#include "providers/local.hpp"
+
+#include "local/engine.hpp"
+#include "providers/paths.hpp"
+
+namespace sbox {
+
+namespace {
+
+constexpr const char* kName = "local";
+
+ErrorKind kind_of(local::Error::Kind kind) {
+    switch (kind) {
+    case local::Error::Kind::invalid:
+        return ErrorKind::invalid;
+    case local::Error::Kind::not_found:
+        return ErrorKind::not_found;
+    case local::Error::Kind::conflict:
+        return ErrorKind::conflict;
+    case local::Error::Kind::unavailable:
+        return ErrorKind::unavailable;
+    case local::Error::Kind::internal:
+        return ErrorKind::internal;
+    }
+    return ErrorKind::internal;
+}
+
+// Runs an engine call, turning the engine's errors into sbox's.
+template <typename Fn>
+auto translate(Fn&& fn) -> decltype(fn()) {
+    try {
+        return fn();
+    } catch (const local::CommandFailed& e) {
+        if (e.exit_status() == 126 || e.exit_status() == 127)
+            throw CommandError(e.exit_status(), e.what(), kName);
+        throw Error(ErrorKind::internal, e.what(), kName);
+    } catch (const local::Error& e) {
+        throw Error(kind_of(e.kind()), e.what(), kName);
+    }
+}
+
+std::vector<std::string> env_strings(const Env& env) {
+    std::vector<std::string> out;
+    for (const auto& [k, v] : env)
+        out.push_back(k + "=" + v);
+    return out;
+}
+
+nlohmann::json ranges(const std::vector<local::IdRange>& rs) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : rs)
+        out.push_back({{"inside", r.inside}, {"outside", r.outside}, {"count", r.count}});
+    return out;
+}
+
+SandboxInfo info_of(const local::SandboxState& s) {
+    SandboxInfo info;
+    info.provider = kName;
+    info.id = s.config.id;
+    info.name = s.config.name;
+    info.status = std::string(local::to_string(s.status));
+    info.image = s.config.image.empty() ? "host" : s.config.image;
+    info.created_at = s.config.created_at;
+    info.expires_at = s.config.expires_at;
+    info.labels = s.config.labels;
+    auto& d = info.details;
+    d["hostname"] = s.config.hostname;
+    d["env"] = s.config.env;
+    d["rootless"] = s.config.rootless;
+    d["uid_map"] = ranges(s.config.idmap.uids);
+    d["gid_map"] = ranges(s.config.idmap.gids);
+    d["ephemeral"] = s.config.ephemeral;
+    if (s.runtime) {
+        d["supervisor_pid"] = s.runtime->supervisor.pid;
+        d["monitor_pid"] = s.runtime->monitor.pid;
+        d["started_at"] = s.runtime->started_at;
+        d["base_idmapped"] = s.runtime->base_idmapped;
+        d["layers_in_memory"] = s.runtime->layers_in_memory;
+    }
+    if (s.exit) {
+        d["exit"] = {{"code", s.exit->code}, {"signal", s.exit->signal}, {"at", s.exit->at}};
+    }
+    return info;
+}
+
+local::ExecRequest exec_request(const ExecSpec& spec) {
+    local::ExecRequest r;
+    r.argv = spec.argv;
+    r.env = env_strings(spec.env);
+    r.cwd = spec.cwd;
+    r.user = spec.user;
+    r.stdin_open = spec.stdin_open;
+    r.detach = spec.detach;
+    r.timeout = spec.timeout;
+    return r;
+}
+
+local::CreateRequest create_request(const CreateSpec& spec) {
+    local::CreateRequest r;
+    r.name = spec.name;
+    r.image = spec.image == "host" ? std::string() : spec.image;
+    r.labels = spec.labels;
+    r.env = env_strings(spec.env);
+    r.lifetime = spec.lifetime;
+    return r;
+}
+
+class LocalProvider final : public Provider {
+  public:
+    std::string_view name() const override { return kName; }
+    Capabilities capabilities() const override {
+        return {Capability::exec,         Capability::exec_stdin, Capability::exec_detach,
+                Capability::exec_timeout, Capability::exec_user,  Capability::exec_cwd,
+                Capability::lifetime,     Capability::labels,     Capability::names,
+                Capability::image_dir};
+    }
+    bool configured(std::string&) const override { return true; }
+
+    SandboxInfo create(const CreateSpec& spec) override {
+        return translate([&] { return info_of(engine().create(create_request(spec))); });
+    }
+    std::vector<SandboxInfo> list() override {
+        return translate([&] {
+            std::vector<SandboxInfo> out;
+            for (const auto& s : engine().list())
+                out.push_back(info_of(s));
+            return out;
+        });
+    }
+    std::optional<SandboxInfo> get(std::string_view id) override {
+        return translate([&]() -> std::optional<SandboxInfo> {
+            if (auto s = engine().find(id)) return info_of(*s);
+            return std::nullopt;
+        });
+    }
+    int exec(std::string_view id, const ExecSpec& spec) override {
+        return translate([&] { return engine().exec(id, exec_request(spec)); });
+    }
+    void kill(std::string_view id) override {
+        translate([&] { engine().kill(id); });
+    }
+    int run(const CreateSpec& create, const ExecSpec& exec, RunObserver& observer) override {
+        return translate([&] {
+            return engine().run(create_request(create), exec_request(exec),
+                                [&](const local::SandboxState& s) { observer.created(info_of(s)); });
+        });
+    }
+
+  private:
+    // Created on first use: `sbox providers` and `sbox version` never touch the state directories.
+    local::Engine& engine() {
+        if (!engine_) engine_.emplace(local::Paths{data_dir().string(), runtime_dir().string()});
+        return *engine_;
+    }
+    std::optional<local::Engine> engine_;
+};
+
+} // namespace
+
+std::unique_ptr<Provider> make_local_provider() {
+    return std::make_unique<LocalProvider>();
+}
+
+} // namespace sbox
