@@ -1,0 +1,171 @@
+#!/bin/bash
+# Benchmarks the local provider against its anchors, side by side in one hyperfine run each (a program, not a test):
+#   1. `sbox run -- true`  vs  bubblewrap  vs  unshare(1)          (a fresh sandbox for one command)
+#   2. `sbox exec REF -- true`  vs  `nsenter --all` into the same sandbox   (a command in a running sandbox)
+# then prints the medians, the ratios against the issue's targets, and an idle sandbox's resident memory.
+#
+#   bench/local.sh [-n RUNS] [--warmup N]
+#
+# Uses $SBOX_BIN, else build/sbox. Needs hyperfine and bubblewrap: packaging/install-deps.sh --bench.
+set -euo pipefail
+
+runs=200
+warmup=20
+usage() {
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    echo "options: -n, --runs RUNS (default $runs); --warmup N (default $warmup)"
+}
+while [ $# -gt 0 ]; do
+    case "$1" in
+    -n | --runs)
+        runs=${2:?"$1 needs a number"}
+        shift 2
+        ;;
+    --warmup)
+        warmup=${2:?"$1 needs a number"}
+        shift 2
+        ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "bench/local.sh: unknown argument: $1" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+case "$runs$warmup" in
+*[!0-9]*)
+    echo "bench/local.sh: -n and --warmup take whole numbers" >&2
+    exit 2
+    ;;
+esac
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+sbox=${SBOX_BIN:-$repo/build/sbox}
+if [ ! -x "$sbox" ]; then
+    echo "bench/local.sh: no sbox binary at $sbox (build it: cmake --preset default && cmake --build --preset default)" >&2
+    exit 1
+fi
+for tool in hyperfine bwrap unshare nsenter awk; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "bench/local.sh: $tool is not installed (packaging/install-deps.sh --bench)" >&2
+        exit 1
+    fi
+done
+
+tmp=$(mktemp -d /tmp/sbox-bench-XXXXXX)
+ref=""
+# shellcheck disable=SC2317 # called through the trap
+cleanup() {
+    if [ -n "$ref" ]; then
+        "$sbox" kill "$ref" >/dev/null 2>&1 || echo "bench/local.sh: could not remove $ref" >&2
+    fi
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The median (milliseconds) of the Nth command (1-based) of a hyperfine CSV export. Columns: command, mean,
+# stddev, median, user, system, min, max; counted from the end, since a quoted command may hold commas.
+median_ms() {
+    awk -F, -v row="$(($2 + 1))" 'NR == row { printf "%.3f", $(NF - 4) * 1000 }' "$1"
+}
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
+}
+# A number field of `sbox inspect --json` (pretty-printed or not).
+json_number() {
+    grep -o "\"$1\"[[:space:]]*:[[:space:]]*[0-9]*" | grep -o '[0-9]*$' | head -1 || true
+}
+rss_kib() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true
+}
+pss_kib() {
+    awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || true
+}
+show_memory() { # LABEL PID
+    local rss pss
+    rss=$(rss_kib "$2")
+    pss=$(pss_kib "$2")
+    if [ -z "$rss" ]; then
+        printf '  %-34s pid %-8s (not readable)\n' "$1" "$2"
+        return
+    fi
+    printf '  %-34s pid %-8s RSS %6s KiB = %s MiB' "$1" "$2" "$rss" "$(awk -v k="$rss" 'BEGIN { printf "%.2f", k / 1024 }')"
+    if [ -n "$pss" ]; then printf ', PSS %s KiB' "$pss"; fi
+    printf '\n'
+    total_rss=$((total_rss + rss))
+}
+
+echo "sbox: $sbox ($("$sbox" version 2>/dev/null | head -1))"
+echo "runs: $runs, warmup: $warmup, uid: $(id -u), kernel: $(uname -r)"
+echo
+
+# ---- 1. a fresh sandbox for one command ------------------------------------------------------------------------
+run_csv=$tmp/run.csv
+hyperfine -N --runs "$runs" --warmup "$warmup" --export-csv "$run_csv" \
+    -n "sbox run" "$sbox run -- true" \
+    -n "bwrap" "bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev true" \
+    -n "unshare" "unshare -Urpfmnui --mount-proc true"
+
+# ---- 2. a command in a running sandbox -------------------------------------------------------------------------
+ref=$("$sbox" create --name "bench-$$")
+inspect=$("$sbox" inspect "$ref" --json)
+supervisor=$(json_number supervisor_pid <<<"$inspect")
+monitor=$(json_number monitor_pid <<<"$inspect")
+if [ -z "$supervisor" ]; then
+    echo "bench/local.sh: sbox inspect $ref --json has no details.supervisor_pid" >&2
+    exit 1
+fi
+
+# An idle sandbox, right after creation.
+total_rss=0
+mem_idle=$(
+    show_memory "supervisor (idle)" "$supervisor"
+    if [ -n "$monitor" ]; then show_memory "monitor (idle)" "$monitor"; fi
+    echo "  total: $total_rss KiB"
+)
+
+exec_csv=$tmp/exec.csv
+nsenter_cmd="nsenter --target $supervisor --all true"
+if nsenter_err=$($nsenter_cmd 2>&1); then
+    hyperfine -N --runs "$runs" --warmup "$warmup" --export-csv "$exec_csv" \
+        -n "sbox exec" "$sbox exec $ref -- true" \
+        -n "nsenter" "$nsenter_cmd"
+else
+    echo "bench/local.sh: nsenter into the sandbox does not work here ($nsenter_err); sbox exec alone:" >&2
+    hyperfine -N --runs "$runs" --warmup "$warmup" --export-csv "$exec_csv" -n "sbox exec" "$sbox exec $ref -- true"
+fi
+
+total_rss=0
+mem_after=$(
+    show_memory "supervisor (after $((runs + warmup)) execs)" "$supervisor"
+    if [ -n "$monitor" ]; then show_memory "monitor (after the execs)" "$monitor"; fi
+    echo "  total: $total_rss KiB"
+)
+
+# ---- summary ---------------------------------------------------------------------------------------------------
+sbox_run=$(median_ms "$run_csv" 1)
+bwrap=$(median_ms "$run_csv" 2)
+unshare=$(median_ms "$run_csv" 3)
+sbox_exec=$(median_ms "$exec_csv" 1)
+nsenter=$(median_ms "$exec_csv" 2)
+
+echo
+echo "== medians (ms)"
+printf '  %-40s %8s\n' "sbox run -- true" "$sbox_run"
+printf '  %-40s %8s\n' "bwrap --unshare-all ... true" "$bwrap"
+printf '  %-40s %8s\n' "unshare -Urpfmnui --mount-proc true" "$unshare"
+printf '  %-40s %8s\n' "sbox exec REF -- true" "$sbox_exec"
+printf '  %-40s %8s\n' "nsenter --target SUPERVISOR --all true" "${nsenter:-n/a}"
+echo "== ratios"
+printf '  %-40s %8s   (target <= 1.0)\n' "sbox run / bwrap" "$(ratio "$sbox_run" "$bwrap")"
+printf '  %-40s %8s\n' "sbox run / unshare" "$(ratio "$sbox_run" "$unshare")"
+printf '  %-40s %8s   (target <= 1.5)\n' "sbox exec / nsenter" "$(if [ -n "$nsenter" ]; then ratio "$sbox_exec" "$nsenter"; else echo n/a; fi)"
+echo "== an idle sandbox's resident memory (target <= 2 MiB)"
+echo "$mem_idle"
+echo "$mem_after"

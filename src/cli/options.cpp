@@ -1,0 +1,163 @@
+#include "cli/options.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include "providers/parse.hpp"
+
+namespace sbox::cli {
+
+void add_env_flags(CLI::App& app, EnvFlags& flags) {
+    app.add_option("-e,--env", flags.env, "Set an environment variable (K=V; a bare K takes its current value)")
+        ->allow_extra_args(false);
+    app.add_option("--env-file", flags.env_file, "Read environment variables from a file (docker's format)");
+}
+
+Env build_env(const EnvFlags& flags) {
+    Env env;
+    if (!flags.env_file.empty()) env = read_env_file(flags.env_file);
+    for (const auto& e : flags.env)
+        if (auto kv = usage_value([&] { return parse_env_assignment(e); })) env.push_back(std::move(*kv));
+    return env;
+}
+
+void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime) {
+    app.add_option("--image", flags.image, "What to create the sandbox from (local: a root filesystem directory)");
+    app.add_option("--name", flags.name, "A name for the sandbox");
+    app.add_option("-l,--label", flags.labels, "Set a label (K=V)")->allow_extra_args(false);
+    if (with_lifetime)
+        app.add_option("--timeout", flags.lifetime, "Remove the sandbox after this long (e.g. 30m, 1h30m)");
+}
+
+CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provider) {
+    CreateSpec spec;
+    if (!flags.image.empty()) {
+        require(provider, Capability::image_dir, "--image");
+        spec.image = flags.image;
+    }
+    if (!flags.name.empty()) {
+        require(provider, Capability::names, "--name");
+        spec.name = flags.name;
+    }
+    if (!flags.labels.empty()) {
+        require(provider, Capability::labels, "-l/--label");
+        for (const auto& l : flags.labels) spec.labels.insert(usage_value([&] { return parse_label(l); }));
+    }
+    if (!flags.lifetime.empty()) {
+        auto lifetime = parse_timeout_flag(flags.lifetime, "--timeout");
+        require(provider, Capability::lifetime, "--timeout");
+        spec.lifetime = lifetime;
+    }
+    spec.labels["created-by"] = "sbox";
+    spec.env = std::move(env);
+    return spec;
+}
+
+void add_exec_flags(CLI::App& app, ExecFlags& flags) {
+    app.add_flag("-i,--interactive", flags.interactive, "Forward stdin to the command (EOF included)");
+    app.add_flag("-d,--detach", flags.detach, "Start the command and return");
+    app.add_option("-w,--workdir", flags.workdir, "The command's working directory");
+    app.add_option("-u,--user", flags.user, "Run as this user (NAME, UID or UID:GID)");
+    app.add_option("--timeout", flags.timeout, "End the command after this long (exit status 124)");
+}
+
+ExecSpec build_exec_spec(const ExecFlags& flags, Env env, std::vector<std::string> argv, Provider& provider) {
+    require(provider, Capability::exec, "exec");
+    if (flags.interactive && flags.detach)
+        throw Error(ErrorKind::usage, "-i and -d cannot be used together (a detached command has no stdin)");
+    ExecSpec spec;
+    spec.argv = std::move(argv);
+    spec.env = std::move(env);
+    if (flags.interactive) {
+        require(provider, Capability::exec_stdin, "-i/--interactive");
+        spec.stdin_open = true;
+    }
+    if (flags.detach) {
+        require(provider, Capability::exec_detach, "-d/--detach");
+        spec.detach = true;
+    }
+    if (!flags.workdir.empty()) {
+        require(provider, Capability::exec_cwd, "-w/--workdir");
+        spec.cwd = flags.workdir;
+    }
+    if (!flags.user.empty()) {
+        require(provider, Capability::exec_user, "-u/--user");
+        spec.user = flags.user;
+    }
+    if (!flags.timeout.empty()) {
+        auto timeout = parse_timeout_flag(flags.timeout, "--timeout");
+        require(provider, Capability::exec_timeout, "--timeout");
+        spec.timeout = timeout;
+    }
+    return spec;
+}
+
+std::chrono::milliseconds parse_timeout_flag(const std::string& text, const char* flag) {
+    auto d = usage_value([&] { return parse_duration(text); });
+    if (d.count() <= 0)
+        throw Error(ErrorKind::usage,
+                    std::string(flag) + " " + text + ": the duration must be greater than zero (e.g. 30s, 5m)");
+    return d;
+}
+
+namespace {
+
+// How many of the following arguments an option token consumes as its value (0 or 1).
+int value_args(CLI::App& app, const std::string& tok) {
+    if (tok.starts_with("--")) {
+        if (tok.find('=') != std::string::npos) return 0;
+        const CLI::Option* opt = app.get_option_no_throw(tok);
+        return (opt != nullptr && opt->get_items_expected_min() > 0) ? 1 : 0;
+    }
+    for (std::size_t k = 1; k < tok.size(); ++k) {
+        const CLI::Option* opt = app.get_option_no_throw(std::string{'-', tok[k]});
+        if (opt == nullptr) return 0; // CLI11 will report it
+        if (opt->get_items_expected_min() > 0) return k + 1 == tok.size() ? 1 : 0; // the rest is the value
+    }
+    return 0;
+}
+
+bool is_option(const std::string& tok) { return tok.size() > 1 && tok[0] == '-' && tok != "--"; }
+
+} // namespace
+
+std::optional<std::vector<std::string>> split_at_separator(CLI::App& app, std::vector<std::string>& args) {
+    CLI::App* level = &app;
+    std::size_t i = 0;
+    while (i < args.size()) {
+        const std::string& tok = args[i];
+        if (tok == "--") {
+            if (level == &app) return std::nullopt;
+            std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+            args.resize(i);
+            return rest;
+        }
+        if (is_option(tok)) {
+            i += 1 + static_cast<std::size_t>(value_args(*level, tok));
+            continue;
+        }
+        if (level != &app) return std::nullopt; // the first positional of exec/run: CLI11 handles the rest
+        CLI::App* sub = nullptr;
+        for (CLI::App* s : app.get_subcommands(std::function<bool(CLI::App*)>{}))
+            if (s->check_name(tok)) sub = s;
+        if (sub == nullptr || !sub->get_prefix_command()) return std::nullopt;
+        level = sub;
+        ++i;
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> command_words(std::vector<std::string> rest,
+                                       const std::optional<std::vector<std::string>>& after_separator) {
+    if (!rest.empty() && is_option(rest.front()))
+        throw Error(ErrorKind::usage, std::string("The following argument was not expected: ") + rest.front() +
+                                          " (see sbox --help)");
+    if (after_separator) {
+        if (!rest.empty())
+            throw Error(ErrorKind::usage, std::string("The following argument was not expected: ") + rest.front() +
+                                              " (see sbox --help)");
+        return *after_separator;
+    }
+    return rest;
+}
+
+} // namespace sbox::cli

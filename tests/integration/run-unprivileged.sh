@@ -1,0 +1,87 @@
+#!/bin/bash
+# Runs the integration tests of the "rootless-capable" suite (isolation and lifecycle) as an unprivileged user,
+# so that sbox's rootless mode is proven too. Registered with CTest (tests/CMakeLists.txt); exit 77 = skipped.
+#
+#   tests/integration/run-unprivileged.sh SBOX_BINARY INTEGRATION_TEST_BINARY [doctest options...]
+#
+# As root it creates (once) the user `sbox-test` with subordinate uid/gid ranges, copies both binaries to a fresh
+# directory that user can read (the build directory may be under /root, mode 0700), and runs the test binary
+# there as that user with a clean environment.
+set -euo pipefail
+
+user=sbox-test
+if [ $# -lt 2 ]; then
+    echo "usage: $0 SBOX_BINARY INTEGRATION_TEST_BINARY [doctest options...]" >&2
+    exit 2
+fi
+sbox_bin=$1
+test_bin=$2
+shift 2
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run-unprivileged: skipped: needs root to create and switch to the user $user" >&2
+    exit 77
+fi
+for tool in useradd usermod setpriv unshare; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "run-unprivileged: skipped: $tool is not installed (packaging/install-deps.sh installs it)" >&2
+        exit 77
+    fi
+done
+
+# The user, idempotently, with a home directory (the tests put a marker there) and subordinate id ranges
+# (rootless sbox maps them through newuidmap/newgidmap).
+if ! id "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/sh --comment "sbox rootless tests" "$user" 2>/dev/null ||
+        id "$user" >/dev/null 2>&1 # a concurrent run may have created it meanwhile
+fi
+home=$(getent passwd "$user" | cut -d: -f6)
+if [ ! -d "$home" ]; then
+    mkdir -p "$home"
+    chown "$user:$user" "$home"
+    chmod 0755 "$home"
+fi
+if ! grep -q "^$user:" /etc/subuid 2>/dev/null; then
+    usermod --add-subuids 200000-265535 "$user"
+fi
+if ! grep -q "^$user:" /etc/subgid 2>/dev/null; then
+    usermod --add-subgids 200000-265535 "$user"
+fi
+
+as_user() {
+    setpriv --reuid="$user" --regid="$user" --init-groups --reset-env "$@"
+}
+
+# Can this user make a user namespace at all? Not in a chroot, nor where the administrator turned it off.
+if ! probe=$(cd / && as_user unshare --user true 2>&1); then
+    echo "run-unprivileged: skipped: the kernel refuses user namespaces to unprivileged users here: $probe" >&2
+    exit 77
+fi
+
+dir=$(mktemp -d /tmp/sbox-rootless-XXXXXX)
+# shellcheck disable=SC2317 # called through the trap
+cleanup() {
+    rm -rf --one-file-system "$dir"
+}
+trap cleanup EXIT
+chmod 0755 "$dir"
+install -m 0755 "$sbox_bin" "$dir/sbox"
+install -m 0755 "$test_bin" "$dir/sbox_integration_tests"
+
+echo "run-unprivileged: running the rootless-capable tests as $user ($(id -u "$user")), sbox in $dir" >&2
+cd "$dir"
+set +e
+as_user env HOME="$home" SBOX_BIN="$dir/sbox" NO_COLOR=1 \
+    "$dir/sbox_integration_tests" --test-suite=rootless-capable "$@"
+rc=$?
+set -e
+
+# Whatever a failed test could not remove belongs to the test user; report it and take it away.
+for left in /tmp/sbox-it-*; do
+    [ -e "$left" ] || continue
+    [ "$(stat -c %U "$left")" = "$user" ] || continue
+    echo "run-unprivileged: a test left $left behind; removing it" >&2
+    (cd / && as_user env SBOX_ROOT="$left" "$dir/sbox" kill --all) || true
+    rm -rf --one-file-system "$left"
+done
+exit $rc
