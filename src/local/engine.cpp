@@ -169,12 +169,17 @@ struct Started {
 // Clones the supervisor into fresh namespaces, maps its ids, hands it the idmapped lower layers and
 // waits until it reports ready. Runs in the process that will watch over the sandbox.
 Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, int keep_fd) {
-    leave_chroot_if_needed();
     int pair[2];
     check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
     Fd parent_end(pair[0]), child_end(pair[1]);
     Started started;
-    started.pid = clone_into_namespaces(kSandboxNamespaces, started.pidfd);
+    try {
+        started.pid = clone_into_namespaces(kSandboxNamespaces, started.pidfd);
+    } catch (const Error& e) {
+        if (e.kind() != Error::Kind::unavailable || ::geteuid() != 0) throw;
+        leave_chroot(); // refused because this process is chrooted: stop being so, and try again
+        started.pid = clone_into_namespaces(kSandboxNamespaces, started.pidfd);
+    }
     if (started.pid == 0) {
         parent_end.reset();
         supervisor_main(plan, child_end.get(), keep_fd);

@@ -107,14 +107,11 @@ void join_namespaces(int pidfd) {
 
 namespace sbox::local {
 
-void leave_chroot_if_needed() {
-    struct stat root, init_root;
-    if (::stat("/", &root) == -1 || ::stat("/proc/1/root/", &init_root) == -1) return;
-    if (root.st_dev == init_root.st_dev && root.st_ino == init_root.st_ino) return;
-    if (::geteuid() != 0) return; // clone3 then reports that user namespaces are refused in a chroot
+void leave_chroot() {
+    check(::unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)");
+    // Opened after unshare: a descriptor opened before would name the mount of the old namespace.
     Fd chroot_root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!chroot_root) throw_errno("open /");
-    check(::unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)");
     check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make mounts private");
     // Climb out of the chroot to this mount namespace's real root...
     check(::chdir("/"), "chdir /");

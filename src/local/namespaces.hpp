@@ -42,8 +42,8 @@ void join_namespaces(int pidfd);
 } // namespace sbox::local
 
 namespace sbox::local {
-// The kernel refuses new user namespaces to a chrooted process. Run as root inside a chroot (a build
-// chroot, a rescue shell), sbox moves itself into a private mount namespace whose root is the chroot's, so
-// that it is no longer "chrooted". Does nothing outside a chroot; fails for ordinary users, who cannot.
-void leave_chroot_if_needed();
+// The kernel refuses new user namespaces to a chrooted process (EPERM from clone3). Run as root inside a
+// chroot (a build chroot, a rescue shell, a fresh-machine check), sbox moves itself into a private mount
+// namespace whose root is the chroot's, so that it is no longer "chrooted". Root only.
+void leave_chroot();
 } // namespace sbox::local
