@@ -10,6 +10,7 @@
 #include "cli/context.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/options.hpp"
+#include "providers/log.hpp"
 
 namespace sbox::cli {
 
@@ -30,11 +31,14 @@ int run(std::vector<std::string> args, Registry& registry) {
     Context ctx(registry);
     if (const char* nc = std::getenv("NO_COLOR"); nc != nullptr && *nc != '\0') ctx.global.no_color = true;
 
-    CLI::App app{"sbox: create code sandboxes and run commands in them, on this machine (local) and in the cloud",
-                 "sbox"};
+    CLI::App app{
+        "sbox: create code sandboxes and run commands in them, on this machine (local) and in the cloud",
+        "sbox"};
     app.set_help_flag("-h,--help", "Print this help and exit");
     add_global_options(app, ctx.global);
     app.require_subcommand(1);
+    // Runs once the whole command line is parsed, before the subcommand's callback.
+    app.parse_complete_callback([&ctx] { set_verbose(ctx.global.verbose); });
 
     setup_create(app, ctx);
     CLI::App* run_cmd = setup_run(app, ctx);
@@ -68,8 +72,9 @@ int run(std::vector<std::string> args, Registry& registry) {
             if (app.get_subcommands().empty() && !extra.empty()) {
                 // CLI11 only says "A subcommand is required".
                 bool option = extra.front().size() > 1 && extra.front().starts_with("-");
-                report_error(ctx, Error(ErrorKind::usage, std::string(option ? "unknown option '" : "unknown subcommand '") +
-                                                              extra.front() + "' (see sbox --help)"));
+                report_error(ctx, Error(ErrorKind::usage,
+                                        std::string(option ? "unknown option '" : "unknown subcommand '") +
+                                            extra.front() + "' (see sbox --help)"));
             } else {
                 report_error(ctx, e);
             }
@@ -92,7 +97,8 @@ int main(int argc, char** argv) {
     Registry registry;
     std::vector<std::string> args;
     args.reserve(argc > 0 ? static_cast<std::size_t>(argc - 1) : 0);
-    for (int i = 1; i < argc; ++i) args.emplace_back(argv[i]);
+    for (int i = 1; i < argc; ++i)
+        args.emplace_back(argv[i]);
     return run(std::move(args), registry);
 }
 

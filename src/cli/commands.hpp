@@ -1,6 +1,6 @@
 // The subcommands, one file each (in the style of CLI11's subcom_in_files example): each file has its options
-// struct and a setup function that registers the subcommand and its callback. The callback stores the exit code
-// in ctx.exit_code; failures are thrown (sbox::Error) and mapped to exit codes by app.cpp.
+// struct and a setup function that registers the subcommand and its callback. The callback stores the exit
+// code in ctx.exit_code; failures are thrown (sbox::Error) and mapped to exit codes by app.cpp.
 #pragma once
 
 #include "cli/context.hpp"

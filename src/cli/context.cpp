@@ -13,13 +13,15 @@
 namespace sbox::cli {
 
 void add_global_options(CLI::App& app, GlobalOptions& global) {
-    app.add_option("-p,--provider", global.provider, "The provider (default: $SBOX_PROVIDER, the config file, local)")
+    app.add_option("-p,--provider", global.provider,
+                   "The provider (default: $SBOX_PROVIDER, the config file, local)")
         ->group("Global options");
     app.add_flag("--json", global.json, "Machine-readable output (and errors)")->group("Global options");
     app.add_flag("-q,--quiet", global.quiet, "Less output: ls prints references only; no warnings")
         ->group("Global options");
     app.add_flag("-v,--verbose", global.verbose, "Log requests on stderr")->group("Global options");
-    app.add_option("--config", global.config_file, "The configuration file (default: ~/.config/sbox/config.toml)")
+    app.add_option("--config", global.config_file,
+                   "The configuration file (default: ~/.config/sbox/config.toml)")
         ->group("Global options");
     app.add_flag("--no-color", global.no_color, "No colors (also: NO_COLOR)")->group("Global options");
 }
@@ -48,7 +50,8 @@ Provider& Context::usable_provider(std::string_view name) {
     std::string why;
     bool ok = with_provider(name, [&] { return p.configured(why); });
     if (!ok)
-        throw Error(ErrorKind::auth, why.empty() ? "the provider is not configured (see sbox providers)" : why,
+        throw Error(ErrorKind::auth,
+                    why.empty() ? "the provider is not configured (see sbox providers)" : why,
                     std::string(name));
     return p;
 }
@@ -86,7 +89,14 @@ Target resolve(Context& ctx, std::string_view text) {
         t.id = ref.token;
         return t;
     }
-    if (auto entry = ctx.index().find(ref.token, ctx.global.provider)) {
+    std::optional<IndexEntry> entry;
+    try {
+        entry = ctx.index().find(ref.token, ctx.global.provider);
+    } catch (const Error& e) {
+        if (e.kind() != ErrorKind::internal) throw; // ambiguity is the user's to resolve
+        ctx.warn(e.what()); // an unreadable index: the provider may still know the name
+    }
+    if (entry) {
         t.provider_name = entry->provider;
         t.provider = &ctx.usable_provider(entry->provider);
         t.id = entry->id;
@@ -95,7 +105,8 @@ Target resolve(Context& ctx, std::string_view text) {
     t.provider_name = ctx.provider_name();
     t.provider = &ctx.usable_provider(t.provider_name);
     auto info = with_provider(t.provider_name, [&] { return t.provider->get(ref.token); });
-    if (!info) throw Error(ErrorKind::not_found, "no sandbox '" + t.text + "' (see sbox ls)", t.provider_name);
+    if (!info)
+        throw Error(ErrorKind::not_found, "no sandbox '" + t.text + "' (see sbox ls)", t.provider_name);
     t.id = info->id;
     t.info = std::move(info);
     return t;
@@ -107,7 +118,8 @@ Error gone(Context& ctx, const Target& target) {
     } catch (const std::exception&) {
         // the index is a cache: failing to prune it does not change the answer
     }
-    return Error(ErrorKind::not_found, "no sandbox '" + target.text + "' (see sbox ls)", target.provider_name);
+    return Error(ErrorKind::not_found, "no sandbox '" + target.text + "' (see sbox ls)",
+                 target.provider_name);
 }
 
 } // namespace sbox::cli

@@ -50,7 +50,8 @@ class Context {
     std::string provider_name();
     // The provider by name (Error(invalid) when unknown).
     Provider& provider(std::string_view name);
-    // The provider by name, refusing one that is not configured (Error(auth) with the provider's explanation).
+    // The provider by name, refusing one that is not configured (Error(auth) with the provider's
+    // explanation).
     Provider& usable_provider(std::string_view name);
 
     // A warning on stderr (unless --quiet).
@@ -61,8 +62,8 @@ class Context {
     std::unique_ptr<Index> index_;
 };
 
-// Prints an error on stderr: `sbox: PROVIDER: MESSAGE`, or with --json {"error":{"kind","message","provider"}}.
-// A CLI11 parse error gets " (see sbox --help)".
+// Prints an error on stderr: `sbox: PROVIDER: MESSAGE`, or with --json
+// {"error":{"kind","message","provider"}}. A CLI11 parse error gets " (see sbox --help)".
 void report_error(const Context& ctx, const std::exception& error);
 
 // Runs f(), attributing an sbox::Error without a provider (or any other exception) to `provider`.
@@ -108,14 +109,15 @@ struct Target {
     std::string ref() const { return provider_name + "/" + id; }
 };
 
-// PROVIDER/ID directly; otherwise sbox's index (restricted to -p when given), then the chosen provider's get().
-// Error(not_found) "no sandbox 'x' (see sbox ls)" when nothing matches.
+// PROVIDER/ID directly; otherwise sbox's index (restricted to -p when given), then the chosen provider's
+// get(). Error(not_found) "no sandbox 'x' (see sbox ls)" when nothing matches.
 Target resolve(Context& ctx, std::string_view text);
 
 // The provider said the target does not exist: forget it in the index and return the error to throw.
 Error gone(Context& ctx, const Target& target);
 
-// Runs an operation on a resolved target: errors are attributed to its provider, and not_found becomes gone().
+// Runs an operation on a resolved target: errors are attributed to its provider, and not_found becomes
+// gone().
 template <class F>
 decltype(auto) on_target(Context& ctx, const Target& target, F&& f) {
     try {

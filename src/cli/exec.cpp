@@ -21,11 +21,13 @@ struct ExecOptions {
 int run_exec(const ExecOptions& opt, Context& ctx, CLI::App& sub) {
     const char* usage = "sbox exec [OPTIONS] REF [--] CMD [ARG...]";
     std::vector<std::string> words = command_words(sub.remaining(), ctx.after_separator);
-    if (words.empty()) throw Error(ErrorKind::usage, std::string("exec needs a sandbox and a command: ") + usage);
+    if (words.empty())
+        throw Error(ErrorKind::usage, std::string("exec needs a sandbox and a command: ") + usage);
     std::string ref = words.front();
     words.erase(words.begin());
     if (!words.empty() && words.front() == "--") words.erase(words.begin());
-    if (words.empty()) throw Error(ErrorKind::usage, std::string("exec needs a command after the sandbox: ") + usage);
+    if (words.empty())
+        throw Error(ErrorKind::usage, std::string("exec needs a command after the sandbox: ") + usage);
     Env env = build_env(opt.env);
     Target target = resolve(ctx, ref);
     ExecSpec spec = build_exec_spec(opt.exec, std::move(env), std::move(words), *target.provider);

@@ -1,7 +1,7 @@
 // sbox kill REF... | --all [-p P]
 // Removes sandboxes; prints each removed reference on stdout, one per line (with --json: an array), like
-// `docker rm`. Continues past failures and exits 1 if any failed. --all removes every sandbox that sbox created
-// (label created-by=sbox) with the chosen provider.
+// `docker rm`. Continues past failures and exits 1 if any failed. --all removes every sandbox that sbox
+// created (label created-by=sbox) with the chosen provider.
 #include <iostream>
 #include <memory>
 #include <set>
@@ -32,7 +32,8 @@ int run_kill(const KillOptions& opt, Context& ctx) {
     if (opt.all && !opt.refs.empty())
         throw Error(ErrorKind::usage, "give sandbox references or --all, not both");
     if (!opt.all && opt.refs.empty())
-        throw Error(ErrorKind::usage, "kill needs sandbox references or --all: sbox kill REF... | --all [-p P]");
+        throw Error(ErrorKind::usage,
+                    "kill needs sandbox references or --all: sbox kill REF... | --all [-p P]");
 
     nlohmann::json removed = nlohmann::json::array();
     auto done = [&](const std::string& ref) {

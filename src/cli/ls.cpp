@@ -10,6 +10,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/output.hpp"
+#include "providers/log.hpp"
 #include "providers/parse.hpp"
 
 namespace sbox::cli {
@@ -31,22 +32,29 @@ bool matches(const SandboxInfo& info, const std::vector<KeyValue>& filters) {
 
 int run_ls(const LsOptions& opt, Context& ctx) {
     std::vector<KeyValue> filters;
-    for (const auto& l : opt.labels) filters.push_back(usage_value([&] { return parse_key_value(l, "label"); }));
+    for (const auto& l : opt.labels)
+        filters.push_back(usage_value([&] { return parse_key_value(l, "label"); }));
 
     const bool restricted = !ctx.global.provider.empty();
-    std::vector<std::string> names = restricted ? std::vector<std::string>{ctx.global.provider} : ctx.registry.names();
+    std::vector<std::string> names =
+        restricted ? std::vector<std::string>{ctx.global.provider} : ctx.registry.names();
     std::vector<SandboxInfo> all;
     bool failed = false;
     for (const auto& name : names) {
-        try {
-            Provider* provider = nullptr;
-            if (restricted) {
+        Provider* provider = nullptr;
+        if (restricted) {
+            provider = &ctx.usable_provider(name);
+        } else {
+            // Listing everything: a provider that is not configured, or cannot even be set up (a module that
+            // is not installed), has no sandboxes to show.
+            try {
                 provider = &ctx.usable_provider(name);
-            } else {
-                provider = &ctx.provider(name);
-                std::string why;
-                if (!with_provider(name, [&] { return provider->configured(why); })) continue;
+            } catch (const std::exception& e) {
+                log(name, std::string("not listed: ") + e.what());
+                continue;
             }
+        }
+        try {
             for (auto& info : with_provider(name, [&] { return provider->list(); })) {
                 if (info.provider.empty()) info.provider = name;
                 if (matches(info, filters)) all.push_back(std::move(info));
@@ -64,10 +72,12 @@ int run_ls(const LsOptions& opt, Context& ctx) {
 
     if (ctx.global.json) {
         nlohmann::json out = nlohmann::json::array();
-        for (const auto& info : all) out.push_back(sandbox_json(info));
+        for (const auto& info : all)
+            out.push_back(sandbox_json(info));
         std::cout << out.dump(2) << '\n';
     } else if (ctx.global.quiet) {
-        for (const auto& info : all) std::cout << info.ref() << '\n';
+        for (const auto& info : all)
+            std::cout << info.ref() << '\n';
     } else {
         std::cout << render_sandbox_table(all, now_seconds());
     }

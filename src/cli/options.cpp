@@ -7,7 +7,8 @@
 namespace sbox::cli {
 
 void add_env_flags(CLI::App& app, EnvFlags& flags) {
-    app.add_option("-e,--env", flags.env, "Set an environment variable (K=V; a bare K takes its current value)")
+    app.add_option("-e,--env", flags.env,
+                   "Set an environment variable (K=V; a bare K takes its current value)")
         ->allow_extra_args(false);
     app.add_option("--env-file", flags.env_file, "Read environment variables from a file (docker's format)");
 }
@@ -21,7 +22,8 @@ Env build_env(const EnvFlags& flags) {
 }
 
 void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime) {
-    app.add_option("--image", flags.image, "What to create the sandbox from (local: a root filesystem directory)");
+    app.add_option("--image", flags.image,
+                   "What to create the sandbox from (local: a root filesystem directory)");
     app.add_option("--name", flags.name, "A name for the sandbox");
     app.add_option("-l,--label", flags.labels, "Set a label (K=V)")->allow_extra_args(false);
     if (with_lifetime)
@@ -40,7 +42,8 @@ CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provid
     }
     if (!flags.labels.empty()) {
         require(provider, Capability::labels, "-l/--label");
-        for (const auto& l : flags.labels) spec.labels.insert(usage_value([&] { return parse_label(l); }));
+        for (const auto& l : flags.labels)
+            spec.labels.insert(usage_value([&] { return parse_label(l); }));
     }
     if (!flags.lifetime.empty()) {
         auto lifetime = parse_timeout_flag(flags.lifetime, "--timeout");
@@ -94,8 +97,8 @@ ExecSpec build_exec_spec(const ExecFlags& flags, Env env, std::vector<std::strin
 std::chrono::milliseconds parse_timeout_flag(const std::string& text, const char* flag) {
     auto d = usage_value([&] { return parse_duration(text); });
     if (d.count() <= 0)
-        throw Error(ErrorKind::usage,
-                    std::string(flag) + " " + text + ": the duration must be greater than zero (e.g. 30s, 5m)");
+        throw Error(ErrorKind::usage, std::string(flag) + " " + text +
+                                          ": the duration must be greater than zero (e.g. 30s, 5m)");
     return d;
 }
 
@@ -110,13 +113,15 @@ int value_args(CLI::App& app, const std::string& tok) {
     }
     for (std::size_t k = 1; k < tok.size(); ++k) {
         const CLI::Option* opt = app.get_option_no_throw(std::string{'-', tok[k]});
-        if (opt == nullptr) return 0; // CLI11 will report it
+        if (opt == nullptr) return 0;                                              // CLI11 will report it
         if (opt->get_items_expected_min() > 0) return k + 1 == tok.size() ? 1 : 0; // the rest is the value
     }
     return 0;
 }
 
-bool is_option(const std::string& tok) { return tok.size() > 1 && tok[0] == '-' && tok != "--"; }
+bool is_option(const std::string& tok) {
+    return tok.size() > 1 && tok[0] == '-' && tok != "--";
+}
 
 } // namespace
 
@@ -149,12 +154,12 @@ std::optional<std::vector<std::string>> split_at_separator(CLI::App& app, std::v
 std::vector<std::string> command_words(std::vector<std::string> rest,
                                        const std::optional<std::vector<std::string>>& after_separator) {
     if (!rest.empty() && is_option(rest.front()))
-        throw Error(ErrorKind::usage, std::string("The following argument was not expected: ") + rest.front() +
-                                          " (see sbox --help)");
+        throw Error(ErrorKind::usage, std::string("The following argument was not expected: ") +
+                                          rest.front() + " (see sbox --help)");
     if (after_separator) {
         if (!rest.empty())
-            throw Error(ErrorKind::usage, std::string("The following argument was not expected: ") + rest.front() +
-                                              " (see sbox --help)");
+            throw Error(ErrorKind::usage, std::string("The following argument was not expected: ") +
+                                              rest.front() + " (see sbox --help)");
         return *after_separator;
     }
     return rest;

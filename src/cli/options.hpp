@@ -49,10 +49,10 @@ ExecSpec build_exec_spec(const ExecFlags& flags, Env env, std::vector<std::strin
 // A positive duration from the command line (Error(usage) otherwise).
 std::chrono::milliseconds parse_timeout_flag(const std::string& text, const char* flag);
 
-// exec and run stop option parsing at their first positional (CLI11's prefix_command), so everything after it is
-// the command. A `--` right after the options (`sbox run -i -- CMD`, `sbox exec -- REF CMD`) is handled here:
-// when `args` (without the program name) has such a `--` for a prefix-command subcommand of `app`, it is removed
-// with everything after it, which is returned.
+// exec and run stop option parsing at their first positional (CLI11's prefix_command), so everything after it
+// is the command. A `--` right after the options (`sbox run -i -- CMD`, `sbox exec -- REF CMD`) is handled
+// here: when `args` (without the program name) has such a `--` for a prefix-command subcommand of `app`, it
+// is removed with everything after it, which is returned.
 std::optional<std::vector<std::string>> split_at_separator(CLI::App& app, std::vector<std::string>& args);
 
 // The words after the options of exec/run: those CLI11 left over (`rest`), or those split off at `--`.

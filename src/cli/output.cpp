@@ -16,7 +16,8 @@ nlohmann::json sandbox_json(const SandboxInfo& info) {
     j["created_at"] = rfc3339(info.created_at);
     j["expires_at"] = info.expires_at ? nlohmann::json(rfc3339(*info.expires_at)) : nlohmann::json(nullptr);
     j["labels"] = nlohmann::json::object();
-    for (const auto& [k, v] : info.labels) j["labels"][k] = v;
+    for (const auto& [k, v] : info.labels)
+        j["labels"][k] = v;
     j["details"] = info.details.is_null() ? nlohmann::json::object() : info.details;
     return j;
 }
@@ -68,25 +69,30 @@ std::string relative_time(std::int64_t unix_seconds, std::int64_t now) {
     return human_duration(now - unix_seconds) + " ago";
 }
 
-std::int64_t now_seconds() { return static_cast<std::int64_t>(std::time(nullptr)); }
+std::int64_t now_seconds() {
+    return static_cast<std::int64_t>(std::time(nullptr));
+}
 
 namespace {
 
 // Display width: code points, not bytes (good enough for names and images).
 std::size_t width(std::string_view s) {
-    return static_cast<std::size_t>(
-        std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
+    return static_cast<std::size_t>(std::count_if(
+        s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xc0) != 0x80; }));
 }
 
 } // namespace
 
-std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows) {
+std::string render_table(const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& rows) {
     std::vector<std::size_t> widths(header.size(), 0);
     auto measure = [&](const std::vector<std::string>& row) {
-        for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i) widths[i] = std::max(widths[i], width(row[i]));
+        for (std::size_t i = 0; i < row.size() && i < widths.size(); ++i)
+            widths[i] = std::max(widths[i], width(row[i]));
     };
     measure(header);
-    for (const auto& row : rows) measure(row);
+    for (const auto& row : rows)
+        measure(row);
     std::string out;
     auto line = [&](const std::vector<std::string>& row) {
         std::string l;
@@ -95,12 +101,14 @@ std::string render_table(const std::vector<std::string>& header, const std::vect
             l += cell;
             if (i + 1 < widths.size()) l.append(widths[i] - width(cell) + 3, ' ');
         }
-        while (!l.empty() && l.back() == ' ') l.pop_back();
+        while (!l.empty() && l.back() == ' ')
+            l.pop_back();
         out += l;
         out += '\n';
     };
     line(header);
-    for (const auto& row : rows) line(row);
+    for (const auto& row : rows)
+        line(row);
     return out;
 }
 
@@ -124,20 +132,22 @@ std::string render_inspect(const SandboxInfo& info, std::int64_t now) {
     lines.emplace_back("status", value(info.status));
     lines.emplace_back("image", value(info.image));
     lines.emplace_back("created_at", info.created_at > 0 ? rfc3339(info.created_at) + " (" +
-                                                                relative_time(info.created_at, now) + ")"
-                                                          : std::string("-"));
+                                                               relative_time(info.created_at, now) + ")"
+                                                         : std::string("-"));
     lines.emplace_back("expires_at", info.expires_at ? rfc3339(*info.expires_at) + " (" +
                                                            relative_time(*info.expires_at, now) + ")"
                                                      : std::string("-"));
     std::string labels;
-    for (const auto& [k, v] : info.labels) labels += (labels.empty() ? "" : ", ") + k + "=" + v;
+    for (const auto& [k, v] : info.labels)
+        labels += (labels.empty() ? "" : ", ") + k + "=" + v;
     lines.emplace_back("labels", value(labels));
     if (info.details.is_object())
         for (const auto& [k, v] : info.details.items())
             lines.emplace_back("details." + k, v.is_string() ? v.get<std::string>() : v.dump());
 
     std::size_t w = 0;
-    for (const auto& [k, v] : lines) w = std::max(w, k.size());
+    for (const auto& [k, v] : lines)
+        w = std::max(w, k.size());
     std::string out;
     for (const auto& [k, v] : lines) {
         out += k;

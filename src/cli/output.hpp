@@ -13,7 +13,8 @@
 namespace sbox::cli {
 
 // {"provider","id","ref","name","status","image","created_at","expires_at","labels","details"}; times are
-// RFC 3339 UTC strings ("2024-05-01T12:00:00Z"), expires_at null when there is no lifetime, name null when none.
+// RFC 3339 UTC strings ("2024-05-01T12:00:00Z"), expires_at null when there is no lifetime, name null when
+// none.
 nlohmann::json sandbox_json(const SandboxInfo& info);
 
 // {"error":{"kind":…,"message":…,"provider":…}}, provider null when empty.
@@ -35,7 +36,8 @@ std::string relative_time(std::int64_t unix_seconds, std::int64_t now);
 std::int64_t now_seconds();
 
 // Columns left-aligned and separated by three spaces; the last column is not padded. Each line ends in '\n'.
-std::string render_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows);
+std::string render_table(const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& rows);
 
 // The `sbox ls` table: REF NAME STATUS IMAGE CREATED ("-" for an empty cell).
 std::string render_sandbox_table(const std::vector<SandboxInfo>& sandboxes, std::int64_t now);

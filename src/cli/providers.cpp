@@ -31,7 +31,8 @@ int run_providers(const ProvidersOptions&, Context& ctx) {
         }
         if (configured) why.clear();
         std::string cap_list;
-        for (const auto& c : caps) cap_list += (cap_list.empty() ? "" : ",") + c;
+        for (const auto& c : caps)
+            cap_list += (cap_list.empty() ? "" : ",") + c;
         rows.push_back({name, configured ? "yes" : "no", cap_list.empty() ? "-" : cap_list, why});
         out.push_back({{"name", name},
                        {"configured", configured},
@@ -49,7 +50,8 @@ int run_providers(const ProvidersOptions&, Context& ctx) {
 
 CLI::App* setup_providers(CLI::App& app, Context& ctx) {
     auto opt = std::make_shared<ProvidersOptions>();
-    CLI::App* sub = app.add_subcommand("providers", "List the providers, whether they are configured and what they support");
+    CLI::App* sub = app.add_subcommand(
+        "providers", "List the providers, whether they are configured and what they support");
     sub->fallthrough();
     sub->callback([opt, &ctx] { ctx.exit_code = run_providers(*opt, ctx); });
     return sub;

@@ -1,7 +1,7 @@
-// sbox run [create options] [-i] [-d] [-e K=V]... [--env-file F] [-w DIR] [-u USER] [--timeout DUR] -- CMD [ARG...]
-// Create, exec, remove. The exit status is the command's; --timeout is the command's (exit 124). With -d it works
-// like `docker run -d --rm`: prints the reference and returns while the command runs; the sandbox is removed
-// when it ends.
+// sbox run [create options] [-i] [-d] [-e K=V]... [--env-file F] [-w DIR] [-u USER] [--timeout DUR] -- CMD
+// [ARG...] Create, exec, remove. The exit status is the command's; --timeout is the command's (exit 124).
+// With -d it works like `docker run -d --rm`: prints the reference and returns while the command runs; the
+// sandbox is removed when it ends.
 #include <iostream>
 #include <memory>
 
@@ -45,7 +45,8 @@ class RunPrinter : public RunObserver {
 
 int run_run(const RunOptions& opt, Context& ctx, CLI::App& sub) {
     std::vector<std::string> argv = command_words(sub.remaining(), ctx.after_separator);
-    if (argv.empty()) throw Error(ErrorKind::usage, "run needs a command: sbox run [OPTIONS] -- CMD [ARG...]");
+    if (argv.empty())
+        throw Error(ErrorKind::usage, "run needs a command: sbox run [OPTIONS] -- CMD [ARG...]");
     std::string name = ctx.provider_name();
     Provider& provider = ctx.usable_provider(name);
     Env env = build_env(opt.env);

@@ -235,6 +235,7 @@ SupervisorPlan supervisor_plan(const Store& store, const SandboxConfig& config) 
                               store.fs_dir(config.id));
     plan.idmap = config.idmap;
     plan.sandbox_dir = store.sandbox_dir(config.id);
+    plan.owner_must_join = config.rootless;
     if (config.lifetime_ms) plan.lifetime = std::chrono::milliseconds(*config.lifetime_ms);
     return plan;
 }

@@ -90,8 +90,10 @@ std::vector<int> receive_go(int sock) {
 
 void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
     try {
-        // Not dumpable: no core dumps and no ptrace of PID 1 from inside, whatever the credentials.
-        check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)");
+        // Not dumpable: no core dumps and no ptrace of PID 1 from inside, whatever the credentials. A
+        // rootless sandbox's owner joins it (sbox exec) only while it is dumpable, as the kernel checks
+        // ptrace access for setns; there PID 1 has no more privilege than the sandbox's own root.
+        if (!plan.owner_must_join) check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)");
         ::prctl(PR_SET_NAME, "sbox-supervisor", 0, 0, 0);
         if (plan.die_with_parent)
             check(::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");

@@ -1,8 +1,8 @@
 // The sandbox's PID 1. It is cloned (never exec'd) from sbox on the host into fresh namespaces, so its
-// memory belongs to the host's user namespace: processes inside cannot ptrace it, even as root there, and
-// it is marked non-dumpable besides. It builds the root filesystem, reports ready, then reaps every orphan
-// of the sandbox and ends the sandbox when its lifetime runs out (its exit takes every process with it).
-// With a command (`run`), it starts that command and ends when it ends, with its status.
+// memory belongs to the host's user namespace, and (for root's sandboxes) it is non-dumpable: processes
+// inside cannot ptrace it, even as root there. It builds the root filesystem, reports ready, then reaps every
+// orphan of the sandbox and ends the sandbox when its lifetime runs out (its exit takes every process with
+// it). With a command (`run`), it starts that command and ends when it ends, with its status.
 #pragma once
 
 #include <chrono>
@@ -23,6 +23,7 @@ struct SupervisorPlan {
     std::optional<std::chrono::milliseconds> lifetime;
     std::optional<LaunchSpec> command; // `run`: the command, whose end ends the sandbox
     bool die_with_parent = false;      // `run` in the foreground: the sandbox dies with the sbox process
+    bool owner_must_join = false;      // rootless: stay dumpable so the owner's `exec` may setns
 };
 
 // The conversation between the sbox process that started the sandbox and its supervisor, over a

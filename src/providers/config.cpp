@@ -22,7 +22,8 @@ namespace {
 Error config_error(const std::string& source, const toml::source_region& where, const std::string& problem) {
     std::string msg = "config file '" + source + "'";
     if (where.begin.line != 0)
-        msg += ", line " + std::to_string(where.begin.line) + ", column " + std::to_string(where.begin.column);
+        msg +=
+            ", line " + std::to_string(where.begin.line) + ", column " + std::to_string(where.begin.column);
     return Error(ErrorKind::invalid, msg + ": " + problem);
 }
 
@@ -52,13 +53,15 @@ Config Config::parse(std::string_view text, const std::string& source) {
         if (key == "provider") {
             const auto* s = node.as_string();
             if (s == nullptr)
-                throw config_error(source, node.source(), "'provider' must be a string, e.g. provider = \"local\"");
+                throw config_error(source, node.source(),
+                                   "'provider' must be a string, e.g. provider = \"local\"");
             if (s->get().empty()) throw config_error(source, node.source(), "'provider' is empty");
             cfg.provider_ = s->get();
         } else if (key == "providers") {
             const auto* tables = node.as_table();
             if (tables == nullptr)
-                throw config_error(source, node.source(), "'providers' must be a table of [providers.NAME] tables");
+                throw config_error(source, node.source(),
+                                   "'providers' must be a table of [providers.NAME] tables");
             for (auto&& [name, sub] : *tables) {
                 const auto* settings = sub.as_table();
                 if (settings == nullptr)
@@ -69,7 +72,8 @@ Config Config::parse(std::string_view text, const std::string& source) {
                     const auto* s = v.as_string();
                     if (s == nullptr)
                         throw config_error(source, v.source(),
-                                           "'providers." + std::string(name.str()) + "." + std::string(k.str()) +
+                                           "'providers." + std::string(name.str()) + "." +
+                                               std::string(k.str()) +
                                                "' must be a string (put the value in quotes)");
                     out[std::string(k.str())] = s->get();
                 }
@@ -89,7 +93,8 @@ Config Config::load(const std::string& explicit_file) {
     if (::stat(path.c_str(), &st) != 0) {
         if (explicit_file.empty() && (errno == ENOENT || errno == ENOTDIR)) return Config{};
         if (errno == ENOENT)
-            throw Error(ErrorKind::invalid, "config file '" + path + "' does not exist (check the --config path)");
+            throw Error(ErrorKind::invalid,
+                        "config file '" + path + "' does not exist (check the --config path)");
     }
     return parse(read_text_file(path, "config file"), path);
 }

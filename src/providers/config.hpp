@@ -1,12 +1,12 @@
-// The configuration file (design.md, "Configuration"): `--config FILE`, else $XDG_CONFIG_HOME/sbox/config.toml
-// (default ~/.config/sbox/config.toml).
+// The configuration file (design.md, "Configuration"): `--config FILE`, else
+// $XDG_CONFIG_HOME/sbox/config.toml (default ~/.config/sbox/config.toml).
 //
 //     provider = "local"          # the default provider
 //     [providers.e2b]             # per-provider settings, all strings
 //     api_key = "..."
 //
-// The file is only read when it exists (a stat, nothing more, for the common case of no file); the environment
-// wins over it.
+// The file is only read when it exists (a stat, nothing more, for the common case of no file); the
+// environment wins over it.
 #pragma once
 
 #include <functional>
@@ -24,8 +24,8 @@ class Config {
     Config() = default;
 
     // explicit_file empty: the default location, where a missing file is an empty configuration. An explicit
-    // file that does not exist is Error(invalid). A malformed file is Error(invalid) naming the file, the line and
-    // the problem.
+    // file that does not exist is Error(invalid). A malformed file is Error(invalid) naming the file, the
+    // line and the problem.
     static Config load(const std::string& explicit_file = {});
     // Parses TOML text; `source` names it in error messages.
     static Config parse(std::string_view text, const std::string& source);

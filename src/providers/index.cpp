@@ -17,9 +17,9 @@ namespace sbox {
 namespace {
 
 Error io_error(const std::string& what, const std::filesystem::path& path, int err) {
-    return Error(ErrorKind::internal,
-                 what + " '" + path.string() + "': " + std::strerror(err) + " (check the permissions of " +
-                     path.parent_path().string() + ", or set SBOX_ROOT)");
+    return Error(ErrorKind::internal, what + " '" + path.string() + "': " + std::strerror(err) +
+                                          " (check the permissions of " + path.parent_path().string() +
+                                          ", or set SBOX_ROOT)");
 }
 
 // The file's content, or nullopt when it does not exist.
@@ -83,7 +83,8 @@ std::vector<IndexEntry> parse(const std::string& content, const std::filesystem:
 std::string serialize(const std::vector<IndexEntry>& entries) {
     nlohmann::json doc = nlohmann::json::array();
     for (const auto& e : entries)
-        doc.push_back({{"provider", e.provider}, {"id", e.id}, {"name", e.name}, {"created_at", e.created_at}});
+        doc.push_back(
+            {{"provider", e.provider}, {"id", e.id}, {"name", e.name}, {"created_at", e.created_at}});
     return doc.dump(2) + "\n";
 }
 
@@ -91,7 +92,8 @@ void make_dir(const std::filesystem::path& dir) {
     std::error_code ec;
     if (std::filesystem::is_directory(dir, ec)) return;
     if (dir.has_parent_path()) std::filesystem::create_directories(dir.parent_path(), ec);
-    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) throw io_error("cannot create the directory", dir, errno);
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        throw io_error("cannot create the directory", dir, errno);
 }
 
 class FileLock {
@@ -162,7 +164,8 @@ void Index::modify_impl(const std::function<bool(std::vector<IndexEntry>&)>& cha
 
 void Index::add(const IndexEntry& entry) {
     modify([&](std::vector<IndexEntry>& v) {
-        std::erase_if(v, [&](const IndexEntry& e) { return e.provider == entry.provider && e.id == entry.id; });
+        std::erase_if(v,
+                      [&](const IndexEntry& e) { return e.provider == entry.provider && e.id == entry.id; });
         v.push_back(entry);
         return true;
     });
@@ -176,7 +179,8 @@ bool Index::remove(std::string_view provider, std::string_view id) {
         return false;
     bool removed = false;
     modify([&](std::vector<IndexEntry>& v) {
-        removed = std::erase_if(v, [&](const IndexEntry& e) { return e.provider == provider && e.id == id; }) > 0;
+        removed =
+            std::erase_if(v, [&](const IndexEntry& e) { return e.provider == provider && e.id == id; }) > 0;
         return removed;
     });
     return removed;
@@ -185,8 +189,7 @@ bool Index::remove(std::string_view provider, std::string_view id) {
 std::optional<IndexEntry> Index::find(std::string_view token, std::string_view provider) const {
     if (token.empty()) return std::nullopt;
     std::vector<IndexEntry> all = entries();
-    if (!provider.empty())
-        std::erase_if(all, [&](const IndexEntry& e) { return e.provider != provider; });
+    if (!provider.empty()) std::erase_if(all, [&](const IndexEntry& e) { return e.provider != provider; });
 
     auto pick = [&](auto matches, const char* how) -> std::optional<IndexEntry> {
         std::vector<const IndexEntry*> found;
@@ -195,12 +198,15 @@ std::optional<IndexEntry> Index::find(std::string_view token, std::string_view p
         if (found.empty()) return std::nullopt;
         if (found.size() == 1) return *found.front();
         std::string refs;
-        for (auto* e : found) refs += (refs.empty() ? "" : ", ") + e->ref();
+        for (auto* e : found)
+            refs += (refs.empty() ? "" : ", ") + e->ref();
         throw Error(ErrorKind::conflict, "'" + std::string(token) + "' is ambiguous: it " + how + " " + refs +
                                              " (use the full PROVIDER/ID)");
     };
     if (auto e = pick([&](const IndexEntry& e) { return e.id == token; }, "is the id of"); e) return e;
-    if (auto e = pick([&](const IndexEntry& e) { return !e.name.empty() && e.name == token; }, "is the name of"); e)
+    if (auto e =
+            pick([&](const IndexEntry& e) { return !e.name.empty() && e.name == token; }, "is the name of");
+        e)
         return e;
     if (token.size() >= 4)
         return pick([&](const IndexEntry& e) { return e.id.starts_with(token); }, "is a prefix of");

@@ -1,6 +1,6 @@
 // sbox's index of the sandboxes it created, used to resolve bare IDs and names: `<data_dir>/index.json`, an
-// array of {provider, id, name, created_at}. Every change happens under an flock on `<data_dir>/index.lock` and
-// is written by atomic rename, so readers (which take no lock) always see a complete file.
+// array of {provider, id, name, created_at}. Every change happens under an flock on `<data_dir>/index.lock`
+// and is written by atomic rename, so readers (which take no lock) always see a complete file.
 #pragma once
 
 #include <cstdint>
@@ -30,11 +30,12 @@ class Index {
 
     const std::filesystem::path& file() const { return file_; }
 
-    // All entries, in the order they were added. A missing file is an empty index; an unreadable or corrupt one
-    // is Error(internal) naming the file.
+    // All entries, in the order they were added. A missing file is an empty index; an unreadable or corrupt
+    // one is Error(internal) naming the file.
     std::vector<IndexEntry> entries() const;
 
-    // Adds an entry, replacing one with the same provider and id. Creates the directory (mode 0700) if needed.
+    // Adds an entry, replacing one with the same provider and id. Creates the directory (mode 0700) if
+    // needed.
     void add(const IndexEntry& entry);
 
     // Removes the entry; false when there was none (and then the file is not rewritten).
@@ -53,9 +54,10 @@ class Index {
         return removed;
     }
 
-    // The entry `token` names: an exact id, else an exact name, else a unique id prefix of at least 4 characters.
-    // Only entries of `provider` are considered when it is not empty. nullopt when nothing matches; two or more
-    // matches at the first level that matches are Error(conflict) listing the candidates.
+    // The entry `token` names: an exact id, else an exact name, else a unique id prefix of at least 4
+    // characters. Only entries of `provider` are considered when it is not empty. nullopt when nothing
+    // matches; two or more matches at the first level that matches are Error(conflict) listing the
+    // candidates.
     std::optional<IndexEntry> find(std::string_view token, std::string_view provider = {}) const;
 
   private:

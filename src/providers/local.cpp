@@ -2,6 +2,8 @@
 #include "providers/local.hpp"
 
 #include "local/engine.hpp"
+#include "local/trace.hpp"
+#include "providers/log.hpp"
 #include "providers/paths.hpp"
 
 namespace sbox {
@@ -150,7 +152,10 @@ class LocalProvider final : public Provider {
   private:
     // Created on first use: `sbox providers` and `sbox version` never touch the state directories.
     local::Engine& engine() {
-        if (!engine_) engine_.emplace(local::Paths{data_dir().string(), runtime_dir().string()});
+        if (!engine_) {
+            local::set_tracing(verbose());
+            engine_.emplace(local::Paths{data_dir().string(), runtime_dir().string()});
+        }
         return *engine_;
     }
     std::optional<local::Engine> engine_;

@@ -34,15 +34,16 @@ bool valid_name(std::string_view name) {
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
     std::string out;
-    for (const auto& s : v) out += (out.empty() ? "" : sep) + s;
+    for (const auto& s : v)
+        out += (out.empty() ? "" : sep) + s;
     return out;
 }
 
-const char fix_hint[] = "reinstall sbox with its modules, or set SBOX_MODULE_PATH to the directory that holds it";
+const char fix_hint[] =
+    "reinstall sbox with its modules, or set SBOX_MODULE_PATH to the directory that holds it";
 
 LoadedModule open_module(std::string_view name) {
-    if (!valid_name(name))
-        throw Error(ErrorKind::invalid, "invalid module name '" + std::string(name) + "'");
+    if (!valid_name(name)) throw Error(ErrorKind::invalid, "invalid module name '" + std::string(name) + "'");
     std::string file = "libsbox-" + std::string(name) + ".so";
     std::vector<std::string> dirs = module_search_dirs();
     std::string path;
@@ -55,17 +56,17 @@ LoadedModule open_module(std::string_view name) {
         }
     }
     if (path.empty())
-        throw Error(ErrorKind::unavailable, "module " + file + " is not installed (looked in " +
-                                                (dirs.empty() ? std::string("no directory") : join(dirs, ", ")) +
-                                                "); " + fix_hint);
+        throw Error(ErrorKind::unavailable,
+                    "module " + file + " is not installed (looked in " +
+                        (dirs.empty() ? std::string("no directory") : join(dirs, ", ")) + "); " + fix_hint);
 
     ::dlerror();
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
         const char* err = ::dlerror();
-        throw Error(ErrorKind::unavailable, "cannot load module " + path + ": " +
-                                                (err != nullptr ? err : "unknown dlopen error") + " (" + fix_hint +
-                                                "; a module must come from the same build as sbox)");
+        throw Error(ErrorKind::unavailable,
+                    "cannot load module " + path + ": " + (err != nullptr ? err : "unknown dlopen error") +
+                        " (" + fix_hint + "; a module must come from the same build as sbox)");
     }
     // From here on the handle stays loaded for the life of the process, even on failure: unloading C++ code
     // that may have registered destructors or thrown exceptions is not worth the risk.
@@ -77,7 +78,8 @@ LoadedModule open_module(std::string_view name) {
     auto entry = reinterpret_cast<sbox_module_v1_fn>(sym);
     const sbox_module_info_v1* info = entry();
     if (info == nullptr)
-        throw Error(ErrorKind::unavailable, "module " + path + " returned no module information (" + fix_hint + ")");
+        throw Error(ErrorKind::unavailable,
+                    "module " + path + " returned no module information (" + fix_hint + ")");
     if (info->abi_version != SBOX_MODULE_ABI_VERSION)
         throw Error(ErrorKind::unavailable, "module " + path + " was built for module ABI " +
                                                 std::to_string(info->abi_version) + ", this sbox needs " +
@@ -124,10 +126,12 @@ const LoadedModule& load_module(std::string_view name) {
 std::unique_ptr<Provider> make_module_provider(std::string_view name) {
     const LoadedModule& m = load_module(name);
     if (m.info->make_provider == nullptr)
-        throw Error(ErrorKind::unavailable, "module " + m.path + " provides no sandbox provider", std::string(name));
+        throw Error(ErrorKind::unavailable, "module " + m.path + " provides no sandbox provider",
+                    std::string(name));
     std::unique_ptr<Provider> p(m.info->make_provider());
     if (!p)
-        throw Error(ErrorKind::internal, "module " + m.path + " could not create its provider", std::string(name));
+        throw Error(ErrorKind::internal, "module " + m.path + " could not create its provider",
+                    std::string(name));
     return p;
 }
 

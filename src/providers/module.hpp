@@ -7,8 +7,9 @@
 //   3. <directory of the sbox executable>/modules (the build tree).
 // It exports the C function `sbox_module_v1`, returning a pointer to a static sbox_module_info_v1.
 //
-// A module is C++ code built from the same sources as the binary that loads it (it implements sbox::Provider, a
-// C++ class); SBOX_MODULE_ABI_VERSION must be raised whenever provider.hpp changes in a way that breaks that.
+// A module is C++ code built from the same sources as the binary that loads it (it implements sbox::Provider,
+// a C++ class); SBOX_MODULE_ABI_VERSION must be raised whenever provider.hpp changes in a way that breaks
+// that.
 #pragma once
 
 #include <memory>
@@ -23,14 +24,15 @@
 extern "C" {
 
 struct sbox_module_info_v1 {
-    const char* name;         // NAME of libsbox-NAME.so, e.g. "e2b"
-    unsigned abi_version;     // SBOX_MODULE_ABI_VERSION the module was built with
+    const char* name;     // NAME of libsbox-NAME.so, e.g. "e2b"
+    unsigned abi_version; // SBOX_MODULE_ABI_VERSION the module was built with
     // A new provider, owned by the caller (may throw sbox::Error). Null when the module offers none.
     sbox::Provider* (*make_provider)();
 };
 
 // The entry point every module exports:
-//     extern "C" const sbox_module_info_v1* sbox_module_v1(void) { static const sbox_module_info_v1 info{...};
+//     extern "C" const sbox_module_info_v1* sbox_module_v1(void) { static const sbox_module_info_v1
+//     info{...};
 //                                                                   return &info; }
 typedef const sbox_module_info_v1* (*sbox_module_v1_fn)(void);
 
@@ -40,8 +42,9 @@ namespace sbox {
 
 struct LoadedModule {
     std::string name;
-    std::string path;                        // the file that was loaded
-    const sbox_module_info_v1* info = nullptr; // valid for the life of the process (modules are never unloaded)
+    std::string path; // the file that was loaded
+    const sbox_module_info_v1* info =
+        nullptr; // valid for the life of the process (modules are never unloaded)
 };
 
 // The directories searched for modules, in order (see above).

@@ -11,11 +11,19 @@ namespace sbox {
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
-std::string in_quotes(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string in_quotes(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 // A decimal number "123" or "1.25" at the start of s; returns the characters consumed (0: none).
 // The whole part must fit in uint64; the fraction is kept as digits (at most 18 significant ones).
@@ -61,16 +69,19 @@ bool scale(const Number& n, std::uint64_t unit, std::uint64_t& out) {
     return !__builtin_add_overflow(whole, static_cast<std::uint64_t>(part), &out);
 }
 
-const char duration_help[] = "use a number of seconds or a combination of units ms, s, m, h, e.g. 90, 90s, 500ms, "
-                             "5m, 1h30m";
-const char size_help[] = "use a number of bytes with an optional unit b, k, m, g, t (1024-based; KB, KiB also "
-                         "accepted), e.g. 512m, 1.5g, 2GiB";
+const char duration_help[] =
+    "use a number of seconds or a combination of units ms, s, m, h, e.g. 90, 90s, 500ms, "
+    "5m, 1h30m";
+const char size_help[] =
+    "use a number of bytes with an optional unit b, k, m, g, t (1024-based; KB, KiB also "
+    "accepted), e.g. 512m, 1.5g, 2GiB";
 
 } // namespace
 
 std::chrono::milliseconds parse_duration(std::string_view text) {
     auto fail = [&](const std::string& why) -> Error {
-        return Error(ErrorKind::invalid, "invalid duration " + in_quotes(text) + ": " + why + " (" + duration_help + ")");
+        return Error(ErrorKind::invalid,
+                     "invalid duration " + in_quotes(text) + ": " + why + " (" + duration_help + ")");
     };
     if (text.empty()) throw fail("it is empty");
     if (text[0] == '-') throw fail("it is negative");
@@ -88,7 +99,8 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
         }
         pos += len;
         std::size_t unit_start = pos;
-        while (pos < text.size() && !is_digit(text[pos]) && text[pos] != '.') ++pos;
+        while (pos < text.size() && !is_digit(text[pos]) && text[pos] != '.')
+            ++pos;
         std::string_view unit = text.substr(unit_start, pos - unit_start);
         std::uint64_t unit_ms = 0;
         if (unit.empty()) {
@@ -116,7 +128,8 @@ std::chrono::milliseconds parse_duration(std::string_view text) {
 
 std::uint64_t parse_size(std::string_view text) {
     auto fail = [&](const std::string& why) -> Error {
-        return Error(ErrorKind::invalid, "invalid size " + in_quotes(text) + ": " + why + " (" + size_help + ")");
+        return Error(ErrorKind::invalid,
+                     "invalid size " + in_quotes(text) + ": " + why + " (" + size_help + ")");
     };
     if (text.empty()) throw fail("it is empty");
     if (text[0] == '-') throw fail("it is negative");
@@ -126,7 +139,8 @@ std::uint64_t parse_size(std::string_view text) {
     std::string_view rest = text.substr(len);
     if (!rest.empty() && rest[0] == ' ') rest.remove_prefix(1);
     std::string unit;
-    for (char c : rest) unit += lower(c);
+    for (char c : rest)
+        unit += lower(c);
     std::uint64_t mult = 0;
     if (unit.empty() || unit == "b") {
         mult = 1;
@@ -137,12 +151,23 @@ std::uint64_t parse_size(std::string_view text) {
         u.remove_prefix(1);
         if (!(u.empty() || u == "b" || u == "ib")) throw fail("unknown unit " + in_quotes(rest));
         switch (prefix) {
-        case 'k': mult = 1ull << 10; break;
-        case 'm': mult = 1ull << 20; break;
-        case 'g': mult = 1ull << 30; break;
-        case 't': mult = 1ull << 40; break;
-        case 'p': mult = 1ull << 50; break;
-        default: throw fail("unknown unit " + in_quotes(rest));
+        case 'k':
+            mult = 1ull << 10;
+            break;
+        case 'm':
+            mult = 1ull << 20;
+            break;
+        case 'g':
+            mult = 1ull << 30;
+            break;
+        case 't':
+            mult = 1ull << 40;
+            break;
+        case 'p':
+            mult = 1ull << 50;
+            break;
+        default:
+            throw fail("unknown unit " + in_quotes(rest));
         }
     }
     std::uint64_t bytes = 0;
@@ -233,9 +258,13 @@ Env read_env_file(const std::string& path) {
         ++line_no;
         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
         if (line_no == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
-        auto where = [&] { return "env file " + in_quotes(path) + ", line " + std::to_string(line_no) + ": "; };
-        if (!valid_utf8(line)) throw Error(ErrorKind::invalid, where() + "invalid UTF-8 (save the file as UTF-8)");
-        while (!line.empty() && is_space(line.front())) line.remove_prefix(1);
+        auto where = [&] {
+            return "env file " + in_quotes(path) + ", line " + std::to_string(line_no) + ": ";
+        };
+        if (!valid_utf8(line))
+            throw Error(ErrorKind::invalid, where() + "invalid UTF-8 (save the file as UTF-8)");
+        while (!line.empty() && is_space(line.front()))
+            line.remove_prefix(1);
         if (line.empty() || line.front() == '#') continue;
         auto eq = line.find('=');
         std::string_view key = line.substr(0, eq);

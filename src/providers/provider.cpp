@@ -1,5 +1,5 @@
-// Names of error kinds and capabilities, and the default Provider::run (create, exec, kill) with its cleanup on
-// SIGINT/SIGTERM/SIGHUP.
+// Names of error kinds and capabilities, and the default Provider::run (create, exec, kill) with its cleanup
+// on SIGINT/SIGTERM/SIGHUP.
 #include "providers/provider.hpp"
 
 #include <atomic>
@@ -17,40 +17,60 @@ namespace sbox {
 
 std::string_view to_string(ErrorKind kind) {
     switch (kind) {
-    case ErrorKind::usage: return "usage";
-    case ErrorKind::invalid: return "invalid";
-    case ErrorKind::not_found: return "not_found";
-    case ErrorKind::conflict: return "conflict";
-    case ErrorKind::auth: return "auth";
-    case ErrorKind::rate_limited: return "rate_limited";
-    case ErrorKind::unavailable: return "unavailable";
-    case ErrorKind::timeout: return "timeout";
-    case ErrorKind::unsupported: return "unsupported";
-    case ErrorKind::internal: return "internal";
+    case ErrorKind::usage:
+        return "usage";
+    case ErrorKind::invalid:
+        return "invalid";
+    case ErrorKind::not_found:
+        return "not_found";
+    case ErrorKind::conflict:
+        return "conflict";
+    case ErrorKind::auth:
+        return "auth";
+    case ErrorKind::rate_limited:
+        return "rate_limited";
+    case ErrorKind::unavailable:
+        return "unavailable";
+    case ErrorKind::timeout:
+        return "timeout";
+    case ErrorKind::unsupported:
+        return "unsupported";
+    case ErrorKind::internal:
+        return "internal";
     }
     return "internal";
 }
 
 namespace {
 constexpr Capability all_capabilities[] = {
-    Capability::exec,     Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
-    Capability::exec_user, Capability::exec_cwd,  Capability::lifetime,    Capability::labels,
-    Capability::names,    Capability::image_dir,
+    Capability::exec,      Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
+    Capability::exec_user, Capability::exec_cwd,   Capability::lifetime,    Capability::labels,
+    Capability::names,     Capability::image_dir,
 };
 } // namespace
 
 std::string_view to_string(Capability c) {
     switch (c) {
-    case Capability::exec: return "exec";
-    case Capability::exec_stdin: return "exec_stdin";
-    case Capability::exec_detach: return "exec_detach";
-    case Capability::exec_timeout: return "exec_timeout";
-    case Capability::exec_user: return "exec_user";
-    case Capability::exec_cwd: return "exec_cwd";
-    case Capability::lifetime: return "lifetime";
-    case Capability::labels: return "labels";
-    case Capability::names: return "names";
-    case Capability::image_dir: return "image_dir";
+    case Capability::exec:
+        return "exec";
+    case Capability::exec_stdin:
+        return "exec_stdin";
+    case Capability::exec_detach:
+        return "exec_detach";
+    case Capability::exec_timeout:
+        return "exec_timeout";
+    case Capability::exec_user:
+        return "exec_user";
+    case Capability::exec_cwd:
+        return "exec_cwd";
+    case Capability::lifetime:
+        return "lifetime";
+    case Capability::labels:
+        return "labels";
+    case Capability::names:
+        return "names";
+    case Capability::image_dir:
+        return "image_dir";
     }
     return "unknown";
 }
@@ -65,9 +85,9 @@ std::vector<std::string> Capabilities::names() const {
 namespace {
 
 // Interrupt handling for Provider::run. SIGINT, SIGTERM and SIGHUP are caught while at least one run is in
-// progress (several threads may run at once, e.g. a benchmark); the handler only records the signal and wakes a
-// watcher thread through a pipe, and the watcher removes every sandbox whose run is under way. Signals that were
-// ignored when the first run started (nohup, background jobs) stay ignored.
+// progress (several threads may run at once, e.g. a benchmark); the handler only records the signal and wakes
+// a watcher thread through a pipe, and the watcher removes every sandbox whose run is under way. Signals that
+// were ignored when the first run started (nohup, background jobs) stay ignored.
 constexpr int watched_signals[] = {SIGINT, SIGTERM, SIGHUP};
 
 struct RunState {
@@ -182,7 +202,7 @@ class InterruptHub {
     int read_fd_ = -1;
     static inline std::atomic<int> write_fd_{-1};
     static inline std::atomic<int> pending_{0};
-    struct sigaction saved_[std::size(watched_signals)] {};
+    struct sigaction saved_[std::size(watched_signals)]{};
     bool installed_[std::size(watched_signals)] = {};
     bool active_ = false;
 };
@@ -235,18 +255,20 @@ class RunGuard {
     std::shared_ptr<RunState> st_;
 };
 
-// `run -d`: like `docker run -d --rm`. A background process (detached from the terminal, its own session, stdio
-// on /dev/null) runs the command to its end and then removes the sandbox; the caller returns at once.
+// `run -d`: like `docker run -d --rm`. A background process (detached from the terminal, its own session,
+// stdio on /dev/null) runs the command to its end and then removes the sandbox; the caller returns at once.
 int run_detached(Provider& p, const std::string& id, const ExecSpec& exec) {
     std::fflush(nullptr); // nothing buffered may be written twice
     pid_t child = ::fork();
-    if (child < 0) throw Error(ErrorKind::internal, std::string("cannot start the background run: fork failed"));
+    if (child < 0)
+        throw Error(ErrorKind::internal, std::string("cannot start the background run: fork failed"));
     if (child == 0) {
         // Only _exit from here on: the parent's stack must never be unwound in the children.
         ::setsid();
         pid_t grandchild = ::fork();
         if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
-        for (int sig : watched_signals) ::signal(sig, SIG_DFL);
+        for (int sig : watched_signals)
+            ::signal(sig, SIG_DFL);
         int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
             ::dup2(null, 0);
@@ -292,8 +314,14 @@ int Provider::run(const CreateSpec& create_spec, const ExecSpec& exec_spec, RunO
         return status;
     }
 
-    // If exec throws, the guard removes the sandbox on the way out and the error propagates.
-    int status = exec(info.id, exec_spec);
+    int status = 0;
+    try {
+        status = exec(info.id, exec_spec);
+    } catch (...) {
+        // Interrupted: exec may well fail because its sandbox was removed under it.
+        if (int sig = guard.signal()) return 128 + sig;
+        throw; // the guard removes the sandbox on the way out
+    }
     if (int sig = guard.signal()) return 128 + sig;
     guard.remove();
     if (int sig = guard.signal()) return 128 + sig;

@@ -10,7 +10,8 @@ namespace {
 
 std::string join(const std::vector<std::string>& v) {
     std::string out;
-    for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+    for (const auto& s : v)
+        out += (out.empty() ? "" : ", ") + s;
     return out.empty() ? "none" : out;
 }
 
@@ -22,14 +23,16 @@ void check_chars(std::string_view text) {
     for (char c : text) {
         auto u = static_cast<unsigned char>(c);
         if (u <= 0x20 || u == 0x7f)
-            throw invalid(text, "it contains whitespace or control characters (use PROVIDER/ID, an ID or a name)");
+            throw invalid(text,
+                          "it contains whitespace or control characters (use PROVIDER/ID, an ID or a name)");
     }
 }
 
 } // namespace
 
 Reference parse_reference(std::string_view text, const std::vector<std::string>& providers) {
-    if (text.empty()) throw Error(ErrorKind::invalid, "empty sandbox reference (use PROVIDER/ID, an ID or a name)");
+    if (text.empty())
+        throw Error(ErrorKind::invalid, "empty sandbox reference (use PROVIDER/ID, an ID or a name)");
     check_chars(text);
     auto slash = text.find('/');
     if (slash == std::string_view::npos) return Reference{{}, std::string(text)};
@@ -38,9 +41,11 @@ Reference parse_reference(std::string_view text, const std::vector<std::string>&
     std::string_view id = text.substr(slash + 1);
     if (provider.empty()) throw invalid(text, "the provider is missing before '/' (use PROVIDER/ID)");
     if (std::find(providers.begin(), providers.end(), provider) == providers.end())
-        throw invalid(text, "unknown provider '" + std::string(provider) + "' (known: " + join(providers) + ")");
+        throw invalid(text,
+                      "unknown provider '" + std::string(provider) + "' (known: " + join(providers) + ")");
     if (id.empty()) throw invalid(text, "the ID is missing after '/' (use PROVIDER/ID)");
-    if (id.find('/') != std::string_view::npos) throw invalid(text, "an ID cannot contain '/' (use PROVIDER/ID)");
+    if (id.find('/') != std::string_view::npos)
+        throw invalid(text, "an ID cannot contain '/' (use PROVIDER/ID)");
     return Reference{std::string(provider), std::string(id)};
 }
 
@@ -53,7 +58,8 @@ std::optional<RefPath> parse_ref_path(std::string_view text, const std::vector<s
     if (ref.empty())
         throw Error(ErrorKind::invalid, "invalid 'REF:PATH' '" + std::string(text) +
                                             "': the sandbox reference before ':' is empty (use REF:PATH, or "
-                                            "./" + std::string(text) + " for a host file)");
+                                            "./" +
+                                            std::string(text) + " for a host file)");
     if (path.empty())
         throw Error(ErrorKind::invalid, "invalid 'REF:PATH' '" + std::string(text) +
                                             "': the path after ':' is empty (use " + std::string(ref) +

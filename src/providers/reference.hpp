@@ -18,8 +18,8 @@ struct Reference {
     std::string str() const { return qualified() ? provider + "/" + token : token; }
 };
 
-// `PROVIDER/ID` when the text contains a '/': PROVIDER must be one of `providers` and ID must be non-empty and
-// contain no further '/'. Otherwise a bare ID or name. Empty text, whitespace or control characters are
+// `PROVIDER/ID` when the text contains a '/': PROVIDER must be one of `providers` and ID must be non-empty
+// and contain no further '/'. Otherwise a bare ID or name. Empty text, whitespace or control characters are
 // rejected. Errors: Error(invalid).
 Reference parse_reference(std::string_view text, const std::vector<std::string>& providers);
 
@@ -29,9 +29,10 @@ struct RefPath {
     std::string path; // inside the sandbox; never empty
 };
 
-// `REF:PATH` → the reference and the path (split at the first ':'; the path may contain ':'). nullopt when the text
-// is a host path: it has no ':', is "-" (a tar stream), or starts with '/' or '.' (an explicit host path, like
-// docker's `./file:name`). A REF:PATH with an invalid reference or an empty path is Error(invalid).
+// `REF:PATH` → the reference and the path (split at the first ':'; the path may contain ':'). nullopt when
+// the text is a host path: it has no ':', is "-" (a tar stream), or starts with '/' or '.' (an explicit host
+// path, like docker's `./file:name`). A REF:PATH with an invalid reference or an empty path is
+// Error(invalid).
 std::optional<RefPath> parse_ref_path(std::string_view text, const std::vector<std::string>& providers);
 
 } // namespace sbox

@@ -4,10 +4,13 @@
 
 namespace sbox {
 
-Registry::Registry() { add("local", [] { return make_local_provider(); }); }
+Registry::Registry() {
+    add("local", [] { return make_local_provider(); });
+}
 
 Registry::Registry(std::vector<std::pair<std::string, Factory>> factories) {
-    for (auto& [name, factory] : factories) add(std::move(name), std::move(factory));
+    for (auto& [name, factory] : factories)
+        add(std::move(name), std::move(factory));
 }
 
 void Registry::add(std::string name, Factory factory) {
@@ -23,7 +26,8 @@ void Registry::add(std::string name, Factory factory) {
 std::vector<std::string> Registry::names() const {
     std::vector<std::string> out;
     out.reserve(entries_.size());
-    for (const auto& e : entries_) out.push_back(e.name);
+    for (const auto& e : entries_)
+        out.push_back(e.name);
     return out;
 }
 
@@ -44,9 +48,10 @@ Provider& Registry::get(std::string_view name) {
         return *e.instance;
     }
     std::string known;
-    for (const auto& e : entries_) known += (known.empty() ? "" : ", ") + e.name;
-    throw Error(ErrorKind::invalid,
-                "unknown provider '" + std::string(name) + "' (known: " + (known.empty() ? "none" : known) + ")");
+    for (const auto& e : entries_)
+        known += (known.empty() ? "" : ", ") + e.name;
+    throw Error(ErrorKind::invalid, "unknown provider '" + std::string(name) +
+                                        "' (known: " + (known.empty() ? "none" : known) + ")");
 }
 
 } // namespace sbox

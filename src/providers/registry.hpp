@@ -1,5 +1,5 @@
-// The providers sbox knows, by name. Each is created on first use (creating one may be costly: a remote provider
-// loads its module), so a command pays only for the provider it uses.
+// The providers sbox knows, by name. Each is created on first use (creating one may be costly: a remote
+// provider loads its module), so a command pays only for the provider it uses.
 #pragma once
 
 #include <functional>

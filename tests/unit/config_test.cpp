@@ -78,8 +78,8 @@ TEST_CASE("a malformed file: the file, the line and the problem") {
 }
 
 TEST_CASE("the environment wins over the file") {
-    Config cfg = Config::parse("[providers.e2b]\napi_key = \"from-file\"\n[providers.blaxel]\napi_key = \"f\"\n",
-                               "c.toml");
+    Config cfg = Config::parse(
+        "[providers.e2b]\napi_key = \"from-file\"\n[providers.blaxel]\napi_key = \"f\"\n", "c.toml");
     {
         ScopedEnv unset("E2B_API_KEY", std::nullopt);
         CHECK(cfg.setting("e2b", "api_key") == std::optional<std::string>("from-file"));

@@ -81,9 +81,10 @@ class FakeProvider : public Provider {
     explicit FakeProvider(std::string name = "fake") : name_(std::move(name)) {}
 
     std::string name_;
-    Capabilities caps{Capability::exec,     Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
-                      Capability::exec_user, Capability::exec_cwd,  Capability::lifetime,    Capability::labels,
-                      Capability::names,    Capability::image_dir};
+    Capabilities caps{Capability::exec,         Capability::exec_stdin, Capability::exec_detach,
+                      Capability::exec_timeout, Capability::exec_user,  Capability::exec_cwd,
+                      Capability::lifetime,     Capability::labels,     Capability::names,
+                      Capability::image_dir};
     bool is_configured = true;
     std::string not_configured_why = "FAKE_TOKEN is not set";
 

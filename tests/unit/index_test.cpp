@@ -69,7 +69,7 @@ TEST_CASE("add, find by id, name and prefix, remove") {
     CHECK(index.entries().size() == 2);
 }
 
-TEST_CASE("exact matches win over prefixes; ambiguity is a conflict listing the candidates") {
+TEST_CASE("exact matches win over prefixes - ambiguity is a conflict listing the candidates") {
     TempDir dir;
     Index index(dir.path);
     index.add({"local", "abcd1111", "", 1});
@@ -121,7 +121,8 @@ TEST_CASE("the file is a JSON array written by atomic rename") {
     auto doc = nlohmann::json::parse(read_file(dir.path / "index.json"));
     REQUIRE(doc.is_array());
     REQUIRE(doc.size() == 2);
-    CHECK(doc[0] == nlohmann::json{{"provider", "local"}, {"id", "aaaa"}, {"name", "one"}, {"created_at", 10}});
+    CHECK(doc[0] ==
+          nlohmann::json{{"provider", "local"}, {"id", "aaaa"}, {"name", "one"}, {"created_at", 10}});
     CHECK(doc[1]["name"] == "");
     // The lock file exists; no temporary file is left behind.
     CHECK(std::filesystem::exists(dir.path / "index.lock"));

@@ -145,8 +145,9 @@ TEST_CASE("env files: docker's format") {
                                       "E=\n"
                                       "F=last");
     Env env = read_env_file(file.string());
-    Env expected{{"A", "1"},       {"B", "two words  "}, {"C", "\"quoted\""}, {"D", "x=y"},
-                 {"SBOX_UNIT_SET", "host value"}, {"E", ""}, {"F", "last"}};
+    Env expected{
+        {"A", "1"}, {"B", "two words  "}, {"C", "\"quoted\""}, {"D", "x=y"}, {"SBOX_UNIT_SET", "host value"},
+        {"E", ""},  {"F", "last"}};
     CHECK(env == expected);
 }
 

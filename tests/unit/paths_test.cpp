@@ -18,8 +18,8 @@ TEST_CASE("SBOX_ROOT overrides everything") {
 
 namespace {
 
-// data_dir() and runtime_dir() as seen by an ordinary user: computed in a child process that drops to `nobody`
-// when the tests run as root.
+// data_dir() and runtime_dir() as seen by an ordinary user: computed in a child process that drops to
+// `nobody` when the tests run as root.
 std::pair<std::string, std::string> user_dirs() {
     if (::geteuid() != 0) return {data_dir().string(), runtime_dir().string()};
     int fds[2];
@@ -37,7 +37,8 @@ std::pair<std::string, std::string> user_dirs() {
     std::string out;
     char buf[512];
     ssize_t n;
-    while ((n = ::read(fds[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+    while ((n = ::read(fds[0], buf, sizeof buf)) > 0)
+        out.append(buf, static_cast<std::size_t>(n));
     ::close(fds[0]);
     int status = 0;
     ::waitpid(pid, &status, 0);
@@ -47,7 +48,9 @@ std::pair<std::string, std::string> user_dirs() {
     return {out.substr(0, nl), out.substr(nl + 1)};
 }
 
-std::string user_uid() { return std::to_string(::geteuid() == 0 ? 65534 : ::geteuid()); }
+std::string user_uid() {
+    return std::to_string(::geteuid() == 0 ? 65534 : ::geteuid());
+}
 
 } // namespace
 

@@ -45,13 +45,16 @@ TEST_CASE("a bare id or name") {
 }
 
 TEST_CASE("invalid references") {
-    CHECK(error_of([] { parse_reference("", providers); }).find("empty sandbox reference") != std::string::npos);
+    CHECK(error_of([] { parse_reference("", providers); }).find("empty sandbox reference") !=
+          std::string::npos);
     auto e = error_of([] { parse_reference("docker/abc", providers); });
     CHECK(e.find("unknown provider 'docker'") != std::string::npos);
     CHECK(e.find("known: local, e2b") != std::string::npos);
     CHECK(error_of([] { parse_reference("local/", providers); }).find("ID is missing") != std::string::npos);
-    CHECK(error_of([] { parse_reference("/abc", providers); }).find("provider is missing") != std::string::npos);
-    CHECK(error_of([] { parse_reference("local/a/b", providers); }).find("cannot contain '/'") != std::string::npos);
+    CHECK(error_of([] { parse_reference("/abc", providers); }).find("provider is missing") !=
+          std::string::npos);
+    CHECK(error_of([] { parse_reference("local/a/b", providers); }).find("cannot contain '/'") !=
+          std::string::npos);
     CHECK(error_of([] { parse_reference("my box", providers); }).find("whitespace") != std::string::npos);
     CHECK(error_of([] { parse_reference("a\tb", providers); }).find("whitespace") != std::string::npos);
 }

@@ -2,8 +2,9 @@
 // Its provider keeps its sandboxes in memory; exec "runs" a command by returning the number of its arguments
 // (or the status given by `exit N`), which is enough for the loader test to see the module's code at work.
 //
-// The module carries its own copy of the Provider base class's out-of-line code (vtable, typeinfo, the default
-// run()): the test executable is not linked with exported symbols, so there is nothing for the module to bind to.
+// The module carries its own copy of the Provider base class's out-of-line code (vtable, typeinfo, the
+// default run()): the test executable is not linked with exported symbols, so there is nothing for the module
+// to bind to.
 #include "providers/provider.cpp"
 
 #include "providers/module.hpp"
@@ -40,7 +41,8 @@ class MemoryProvider final : public sbox::Provider {
         return std::nullopt;
     }
     int exec(std::string_view id, const sbox::ExecSpec& spec) override {
-        if (!get(id)) throw sbox::Error(sbox::ErrorKind::not_found, "no sandbox " + std::string(id), "testmodule");
+        if (!get(id))
+            throw sbox::Error(sbox::ErrorKind::not_found, "no sandbox " + std::string(id), "testmodule");
         if (spec.argv.empty()) throw sbox::CommandError(127, "empty command", "testmodule");
         if (spec.argv.size() == 2 && spec.argv[0] == "exit") return std::stoi(spec.argv[1]);
         return static_cast<int>(spec.argv.size());
@@ -57,7 +59,9 @@ class MemoryProvider final : public sbox::Provider {
     std::vector<sbox::SandboxInfo> sandboxes_;
 };
 
-sbox::Provider* make_provider() { return new MemoryProvider(); }
+sbox::Provider* make_provider() {
+    return new MemoryProvider();
+}
 
 } // namespace
 
