@@ -2,11 +2,8 @@
 // Its provider keeps its sandboxes in memory; exec "runs" a command by returning the number of its arguments
 // (or the status given by `exit N`), which is enough for the loader test to see the module's code at work.
 //
-// The module carries its own copy of the Provider base class's out-of-line code (vtable, typeinfo, the
-// default run()): the test executable is not linked with exported symbols, so there is nothing for the module
-// to bind to.
-#include "providers/provider.cpp"
-
+// Like every sbox module it binds to the Provider base class (vtable, typeinfo, the default run()) and to the
+// C++ runtime of the executable that loads it, which exports them (ENABLE_EXPORTS).
 #include "providers/module.hpp"
 
 namespace {
