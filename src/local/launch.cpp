@@ -76,7 +76,11 @@ void launch(const LaunchSpec& spec) {
             redirect(0, "/dev/null", O_RDONLY);
         }
         try {
-            user = resolve_user(spec.user, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"));
+            // Root, the default, needs no lookup: its home is /root whatever passwd says about it.
+            if (spec.user.empty())
+                user = User{0, 0, {0}, "root", "/root"};
+            else
+                user = resolve_user(spec.user, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"));
         } catch (const std::invalid_argument& e) {
             fail(efd, 126, e.what());
         }

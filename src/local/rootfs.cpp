@@ -42,10 +42,9 @@ Fd open_dir_at(int dir, const std::string& name) {
     return fd;
 }
 
+// build_rootfs runs with umask 0, so the modes given here are the modes created (/tmp is 1777).
 void mkdir_at(int dir, const std::string& name, mode_t mode) {
     if (::mkdirat(dir, name.c_str(), mode) == -1 && errno != EEXIST) throw_errno("mkdir " + name);
-    // mkdir is subject to the umask; the modes of the fresh directories matter (/tmp is 1777).
-    if (::fchmodat(dir, name.c_str(), mode, 0) == -1) throw_errno("chmod " + name);
 }
 
 // mkdir -p of `rel` (relative, '/'-separated) below `dir`.
@@ -131,6 +130,7 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
 }
 
 void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowers, const IdMap& idmap) {
+    mode_t old_umask = ::umask(0);
     make_mounts_private();
     std::string fs_path = fd_path(sandbox_dir) + "/fs";
     if (plan.layers_in_memory) mount_or_throw("tmpfs", fs_path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
@@ -209,6 +209,7 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowe
     mount_sys(root_at);
     mount_dev(root_at, idmap);
     pivot_into(root.get());
+    ::umask(old_umask);
 }
 
 } // namespace sbox::local

@@ -5,7 +5,9 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <fstream>
+#include <fcntl.h>
+
+#include <cstdlib>
 
 #include "local/system.hpp"
 
@@ -14,10 +16,12 @@ namespace sbox::local {
 namespace {
 
 int last_capability() {
-    std::ifstream in("/proc/sys/kernel/cap_last_cap");
-    int last = 40;
-    if (!(in >> last)) last = CAP_LAST_CAP;
-    return last;
+    // Read with open/read rather than a stream: this runs before every command of every sandbox.
+    int last = CAP_LAST_CAP;
+    Fd fd(::open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC));
+    char buf[16] = {};
+    if (fd && ::read(fd.get(), buf, sizeof buf - 1) > 0) last = std::atoi(buf);
+    return last > 0 ? last : CAP_LAST_CAP;
 }
 
 } // namespace

@@ -134,11 +134,12 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         command = ::fork();
         if (command == -1) ::_exit(125);
         if (command == 0) launch(*plan.command);
+        trace("supervisor: command started");
         ::close(keep);
     }
     // PID 1 keeps no terminal or pipe of the caller open: only the command holds those.
     int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
-    for (int fd = 0; fd < 3 && null >= 0; ++fd)
+    for (int fd = 0; fd < (tracing() ? 2 : 3) && null >= 0; ++fd)
         ::dup2(null, fd);
 
     std::int64_t deadline = plan.lifetime ? now_ms() + plan.lifetime->count() : 0;
