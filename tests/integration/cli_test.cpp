@@ -52,8 +52,8 @@ TEST_CASE("cli: usage errors exit 2 with a message (1 for a failed operation)") 
     check_usage_error(w.sbox({"ls", "--no-such-option"}), "unknown option");
     check_rejected(w.sbox({"create", "--timeout", "abc"}), "create --timeout abc");
     check_rejected(w.sbox({"create", "--timeout", "-5s"}), "create --timeout -5s");
-    check_rejected(w.sbox({"create", "-e", "NOEQUALS"}), "create -e without =");
-    check_rejected(w.sbox({"create", "-l", "novalue"}), "create -l without =");
+    check_rejected(w.sbox({"create", "-e", "=value"}), "create -e with an empty name");
+    check_rejected(w.sbox({"create", "-l", "=value"}), "create -l with an empty name");
     check_usage_error(w.sbox({"inspect"}), "inspect without a reference");
     check_usage_error(w.sbox({"kill"}), "kill without a reference");
     // Subcommands of later issues are not registered yet.

@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -105,6 +106,16 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
         devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (devnull < 0) fail_errno("open /dev/null");
     }
+    int pty_slave = -1;
+    if (options.controlling_tty) {
+        pty_master_ = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (pty_master_ < 0 || grantpt(pty_master_) < 0 || unlockpt(pty_master_) < 0)
+            fail_errno("posix_openpt");
+        const char* name = ptsname(pty_master_);
+        if (!name) fail_errno("ptsname");
+        pty_slave = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (pty_slave < 0) fail_errno("open pty");
+    }
 
     pid_ = fork();
     if (pid_ < 0) fail_errno("fork");
@@ -116,6 +127,7 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
         sigprocmask(SIG_SETMASK, &none, nullptr);
         int stdin_fd = options.pipe_stdin ? in[0] : devnull;
         if (dup2(stdin_fd, 0) < 0 || dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0) _exit(121);
+        if (pty_slave >= 0 && (setsid() < 0 || ioctl(pty_slave, TIOCSCTTY, 0) < 0)) _exit(122);
         if (options.inherit_fd >= 0) {
             int flags = fcntl(options.inherit_fd, F_GETFD);
             if (flags >= 0) fcntl(options.inherit_fd, F_SETFD, flags & ~FD_CLOEXEC);
@@ -125,6 +137,7 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
         [[maybe_unused]] auto n = write(2, msg, sizeof msg - 1);
         _exit(errno == ENOENT ? 127 : 126);
     }
+    if (pty_slave >= 0) close(pty_slave);
     if (options.pipe_stdin) {
         close(in[0]);
         in_ = in[1];
@@ -141,9 +154,10 @@ Process::Process(const std::vector<std::string>& argv, const std::vector<std::st
 }
 
 Process::Process(Process&& o) noexcept
-    : pid_(o.pid_), in_(o.in_), out_(o.out_), err_(o.err_), reaped_(o.reaped_), wait_status_(o.wait_status_) {
+    : pid_(o.pid_), in_(o.in_), out_(o.out_), err_(o.err_), pty_master_(o.pty_master_), reaped_(o.reaped_),
+      wait_status_(o.wait_status_) {
     o.pid_ = -1;
-    o.in_ = o.out_ = o.err_ = -1;
+    o.in_ = o.out_ = o.err_ = o.pty_master_ = -1;
     o.reaped_ = true;
 }
 
@@ -152,7 +166,7 @@ Process::~Process() {
         ::kill(pid_, SIGKILL);
         waitpid(pid_, nullptr, 0);
     }
-    for (int fd : {in_, out_, err_})
+    for (int fd : {in_, out_, err_, pty_master_})
         if (fd >= 0) close(fd);
 }
 
@@ -240,6 +254,8 @@ Result Process::finish(const std::string& input, std::chrono::seconds limit) {
         }
         std::this_thread::sleep_for(5ms);
     }
+    if (pty_master_ >= 0) close(pty_master_);
+    pty_master_ = -1;
     r.status = status_of(wait_status_, r.signaled);
     return r;
 }
@@ -374,6 +390,20 @@ std::vector<std::string> World::ls_q() const {
     return lines(r.out);
 }
 
+std::string World::wait_running(Process& p) const {
+    nlohmann::json list;
+    bool up = eventually(
+        [&] {
+            list = ls();
+            return (list.size() == 1 && list[0].value("status", "") == "running") || !p.running();
+        },
+        60s);
+    INFO("ls --json: " << list.dump());
+    REQUIRE(up);
+    REQUIRE(p.running());
+    return list[0].value("ref", "");
+}
+
 pid_t World::supervisor_pid(const std::string& ref) const {
     auto j = inspect(ref);
     INFO("inspect: " << j.dump());
@@ -404,10 +434,14 @@ std::vector<std::string> entries(const std::string& dir, bool dirs_only) {
 } // namespace
 
 std::vector<std::string> World::leftovers() const {
-    auto a = entries(root_ + "/data/sandboxes", false);
-    auto b = entries(root_ + "/run", true);
-    a.insert(a.end(), b.begin(), b.end());
-    return a;
+    // The state layout: data/sandboxes/ID/, data/trash/ (removals in progress), run/sandboxes/ID.json.
+    std::vector<std::string> out;
+    for (auto dir : {"/data/sandboxes", "/data/trash", "/run/sandboxes"})
+        for (auto& e : entries(root_ + dir, false))
+            out.push_back(e);
+    for (auto& e : entries(root_ + "/run", true))
+        if (e != root_ + "/run/sandboxes") out.push_back(e);
+    return out;
 }
 
 std::vector<std::string> World::mounts() const {

@@ -35,6 +35,8 @@ class Process {
     struct Options {
         bool pipe_stdin = false; // otherwise stdin is /dev/null
         int inherit_fd = -1;     // an extra fd (without FD_CLOEXEC) that the child inherits as is
+        bool controlling_tty =
+            false; // the child leads a new session whose controlling terminal is a fresh pty
     };
     Process(const std::vector<std::string>& argv, const std::vector<std::string>& env, Options options);
     Process(const std::vector<std::string>& argv, const std::vector<std::string>& env)
@@ -56,6 +58,7 @@ class Process {
   private:
     pid_t pid_ = -1;
     int in_ = -1, out_ = -1, err_ = -1;
+    int pty_master_ = -1; // held until the child is reaped, so its terminal does not hang up under it
     bool reaped_ = false;
     int wait_status_ = 0;
 };
@@ -96,10 +99,15 @@ class World {
     nlohmann::json ls() const;
     // `sbox ls -q`: the listed lines.
     std::vector<std::string> ls_q() const;
+    // Waits (up to 60 s) until `ls --json` lists exactly one sandbox and it is "running", while `p` (the sbox
+    // process that makes it, for example a `sbox run`) is still running; REQUIREs that and returns its
+    // reference.
+    std::string wait_running(Process& p) const;
     // details.supervisor_pid from inspect, REQUIREd to be a positive number.
     pid_t supervisor_pid(const std::string& ref) const;
 
-    // Directories (or any entries, when `any`) left under SBOX_ROOT/data/sandboxes and SBOX_ROOT/run.
+    // What is left of sandboxes under SBOX_ROOT: entries of data/sandboxes, data/trash and run/sandboxes, and
+    // directories in run.
     std::vector<std::string> leftovers() const;
     // Mount points in /proc/self/mountinfo whose line mentions SBOX_ROOT.
     std::vector<std::string> mounts() const;

@@ -49,7 +49,7 @@ TEST_SUITE("rootless-capable") {
         std::string name = field(status, "Name");
         CHECK(!name.empty());
         CHECK(name != "cat");
-        CHECK(name != "sh");
+        CHECK(name.find("sbox") != std::string::npos); // the supervisor names itself sbox-...
         // The command itself is not PID 1.
         CHECK(trim(w.check_output(ref, {"sh", "-c", "echo $$"})) != "1");
         // The supervisor that inspect names is PID 1 of the sandbox's PID namespace, and it is the PID 1 seen
@@ -312,6 +312,59 @@ TEST_SUITE("rootless-capable") {
         for (auto& l : lines(r.out))
             fds.insert(trim(l));
         CHECK(fds == std::set<std::string>{"0", "1", "2", "3"});
+    }
+
+    TEST_CASE("isolation: masked /proc, a minimal /dev, no controlling terminal, a non-dumpable supervisor") {
+        World w;
+        auto ref = w.create();
+        // /proc of the sandbox's PID namespace, with the usual paths masked or read-only.
+        CHECK(w.exec(ref, {"sh", "-c", "echo sandbox > /proc/sys/kernel/domainname"}).status != 0);
+        CHECK(w.check_output(ref, {"sh", "-c", "cat /proc/kcore 2>/dev/null | head -c 16 | wc -c"}) == "0\n");
+        CHECK(w.check_output(ref, {"sh", "-c", "cat /proc/keys 2>/dev/null | wc -c"}) == "0\n");
+        // A minimal /dev: the usual character devices, no disks or kernel memory of the host.
+        std::string dev = w.check_output(ref, {"ls", "/dev"});
+        INFO("/dev inside:\n" << dev);
+        auto entries = lines(dev);
+        std::set<std::string> names(entries.begin(), entries.end());
+        for (auto need : {"null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts"})
+            CHECK(names.count(need) == 1);
+        for (auto& name : names) {
+            INFO("/dev/" << name);
+            CHECK_FALSE((name.starts_with("sd") || name.starts_with("vd") || name.starts_with("nvme") ||
+                         name.starts_with("loop") || name == "mem" || name == "kmem" || name == "port" ||
+                         name == "kmsg" || name.starts_with("dm-")));
+        }
+        CHECK(names.size() <= 20);
+        // The supervisor is not dumpable: root inside cannot read its memory or environment.
+        Result environ = w.exec(ref, {"cat", "/proc/1/environ"});
+        INFO("cat /proc/1/environ inside: " << describe(environ));
+        CHECK(environ.status != 0);
+        CHECK(environ.out.empty());
+
+        // The terminal of the calling sbox is not shared with the sandbox: even when sbox has a controlling
+        // terminal, the command has none (tty_nr 0, /dev/tty cannot be opened).
+        const std::vector<std::string> probe{"/bin/sh", "-c",
+                                             "cut -d' ' -f1,6,7 /proc/self/stat; echo x > /dev/tty"};
+        Process host(probe, {"PATH=/usr/bin:/bin"}, {.controlling_tty = true});
+        Result h = host.finish();
+        INFO("on the host with a controlling terminal: " << describe(h));
+        REQUIRE(h.status == 0); // the harness's terminal works
+        auto hf = lines(h.out);
+        REQUIRE(hf.size() == 1);
+        CHECK(hf[0].substr(hf[0].rfind(' ') + 1) != "0");
+
+        std::vector<std::string> args{"exec", ref, "--"};
+        args.insert(args.end(), probe.begin(), probe.end());
+        Result r = w.spawn(args, {.controlling_tty = true}).finish();
+        INFO("inside, from an sbox with a controlling terminal: " << describe(r));
+        CHECK(r.status != 0); // /dev/tty: no such device
+        auto f = lines(r.out);
+        REQUIRE(f.size() == 1);
+        std::istringstream fields(f[0]);
+        std::string pid, session, tty_nr;
+        fields >> pid >> session >> tty_nr;
+        CHECK(session != "0");
+        CHECK(tty_nr == "0");
     }
 
 } // TEST_SUITE
