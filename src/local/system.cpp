@@ -30,18 +30,23 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
-std::string read_all(int fd) {
-    std::string out;
+int read_to_end(int fd, std::string& out) {
     char buf[8192];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            throw_errno("read");
+            return errno;
         }
-        if (n == 0) return out;
+        if (n == 0) return 0;
         out.append(buf, static_cast<size_t>(n));
     }
+}
+
+std::string read_all(int fd) {
+    std::string out;
+    if (int err = read_to_end(fd, out)) throw_errno("read", err);
+    return out;
 }
 
 std::string read_file(const std::string& path) {

@@ -65,6 +65,8 @@ std::string fd_path(int fd);
 
 // Writes all of `data`, retrying on EINTR and short writes. Returns false on failure (errno set).
 bool write_all(int fd, std::string_view data);
+// Appends everything up to EOF to `out`; returns 0, or the errno of a failed read.
+int read_to_end(int fd, std::string& out);
 // Reads until EOF. Throws on error.
 std::string read_all(int fd);
 // Reads a whole file; throws Error(not_found) when absent.

@@ -1,4 +1,5 @@
 #include "providers/index.hpp"
+#include "local/system.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -30,19 +31,9 @@ std::optional<std::string> read_file(const std::filesystem::path& path) {
         throw io_error("cannot read sbox's index", path, errno);
     }
     std::string content;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int err = errno;
-            ::close(fd);
-            throw io_error("cannot read sbox's index", path, err);
-        }
-        if (n == 0) break;
-        content.append(buf, static_cast<std::size_t>(n));
-    }
+    int err = local::read_to_end(fd, content);
     ::close(fd);
+    if (err) throw io_error("cannot read sbox's index", path, err);
     return content;
 }
 

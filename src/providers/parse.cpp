@@ -1,4 +1,5 @@
 #include "providers/parse.hpp"
+#include "local/system.hpp"
 
 #include <cerrno>
 #include <cstdlib>
@@ -228,19 +229,9 @@ std::string read_text_file(const std::string& path, std::string_view what) {
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw fail(errno);
     std::string content;
-    char buf[8192];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int err = errno;
-            ::close(fd);
-            throw fail(err);
-        }
-        if (n == 0) break;
-        content.append(buf, static_cast<std::size_t>(n));
-    }
+    int err = local::read_to_end(fd, content);
     ::close(fd);
+    if (err) throw fail(err);
     return content;
 }
 

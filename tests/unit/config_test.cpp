@@ -6,23 +6,9 @@
 #include "providers/paths.hpp"
 
 using namespace sbox;
+using sbox::test::error_of;
 using sbox::test::ScopedEnv;
 using sbox::test::TempDir;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::invalid);
-        return e.what();
-    }
-    FAIL("no error was thrown");
-    return {};
-}
-
-} // namespace
 
 TEST_CASE("a valid configuration") {
     Config cfg = Config::parse("# sbox\n"

@@ -23,6 +23,18 @@
 
 namespace sbox::test {
 
+// The message of the sbox::Error(invalid) that `f` throws; fails the test when it throws nothing.
+inline std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        CHECK(e.kind() == ErrorKind::invalid);
+        return e.what();
+    }
+    FAIL("no error was thrown");
+    return {};
+}
+
 struct TempDir {
     std::filesystem::path path;
     TempDir() {

@@ -6,23 +6,9 @@
 
 using namespace sbox;
 using namespace std::chrono_literals;
+using sbox::test::error_of;
 using sbox::test::ScopedEnv;
 using sbox::test::TempDir;
-
-namespace {
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::invalid);
-        return e.what();
-    }
-    FAIL("no error was thrown");
-    return {};
-}
-
-} // namespace
 
 TEST_CASE("durations") {
     CHECK(parse_duration("90") == 90s);

@@ -1,26 +1,17 @@
 // Sandbox references: PROVIDER/ID, bare IDs and names, and cp's REF:PATH.
 #include <doctest/doctest.h>
 
+#include "helpers.hpp"
+
 #include "providers/provider.hpp"
 #include "providers/reference.hpp"
 
 using namespace sbox;
+using sbox::test::error_of;
 
 namespace {
 
 const std::vector<std::string> providers{"local", "e2b"};
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        CHECK(e.kind() == ErrorKind::invalid);
-        return e.what();
-    }
-    FAIL("no error was thrown");
-    return {};
-}
-
 } // namespace
 
 TEST_CASE("PROVIDER/ID") {
