@@ -160,6 +160,18 @@ class SignalCatcher {
     Fd fd_;
 };
 
+void send_text(int sock, const std::string& text) {
+    (void)::send(sock, text.data(), text.size(), MSG_NOSIGNAL);
+}
+
+std::string receive_text(int sock) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(sock, buf, sizeof buf, 0)) == -1 && errno == EINTR) {
+    }
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
 struct Started {
     pid_t pid = 0;
     Fd pidfd;
@@ -253,12 +265,18 @@ RuntimeState runtime_state(const Started& started, const SupervisorPlan& plan) {
 // Starts the sandbox from a forked, daemonized monitor that outlives the caller and watches the supervisor:
 // when it ends by itself (lifetime over, or the command of a detached run done) the monitor removes the
 // sandbox; when it is killed, the monitor records how, for ls. Returns once the sandbox is ready.
+//
+// The two talk over a socket pair: "ready" (or "error\t<message>"), then the caller's "ack", then
+// "recorded" once the runtime record is written. A caller that dies before its ack never learns of the
+// sandbox, so the monitor removes it; and the sandbox shows as running only from its record on.
 void start_monitored(const Store& store, const SandboxConfig& config, const SupervisorPlan& plan) {
-    Pipe report;
+    int pair[2];
+    check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+    Fd caller_end(pair[0]), monitor_end(pair[1]);
     pid_t monitor = ::fork();
     if (monitor == -1) throw_errno("fork");
     if (monitor == 0) {
-        report.read.reset();
+        caller_end.reset();
         ::prctl(PR_SET_NAME, "sbox-monitor", 0, 0, 0);
         ::setsid();
         ::signal(SIGPIPE, SIG_IGN);
@@ -267,33 +285,40 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         for (int fd = 0; fd < 3; ++fd)
             ::dup2(null, fd);
         // Nothing the caller had open (its pipes, its terminal) may stay open in a long-lived process.
-        int keep = report.write.get();
+        int keep = monitor_end.get();
         if (keep > 3) ::syscall(SYS_close_range, 3, keep - 1, 0);
         ::syscall(SYS_close_range, keep + 1, ~0U, 0);
+        auto remove_quietly = [&] {
+            try {
+                store.remove(config);
+            } catch (...) {
+            }
+        };
         Started started;
         try {
             started = start_sandbox(config, plan, -1);
-            store.write_runtime(config.id, runtime_state(started, plan));
         } catch (const std::exception& e) {
-            try {
-                store.remove(config);
-            } catch (...) {
-            }
-            (void)write_all(report.write.get(), std::string("error\t") + e.what());
+            remove_quietly();
+            send_text(keep, std::string("error\t") + e.what());
             ::_exit(1);
         }
-        if (!write_all(report.write.get(), "ok")) {
-            // The sbox that asked for this sandbox died before hearing it was ready: nobody knows the
-            // sandbox exists, so it must not outlive that process.
+        auto abandon = [&] {
             kill_and_wait(started.pidfd.get());
             ::waitpid(started.pid, nullptr, 0);
-            try {
-                store.remove(config);
-            } catch (...) {
-            }
+            remove_quietly();
             ::_exit(1);
+        };
+        char ack[8];
+        send_text(keep, "ready");
+        if (::recv(keep, ack, sizeof ack, 0) <= 0) abandon(); // the caller died: nobody knows of the sandbox
+        try {
+            // Removed meanwhile (sbox kill of a sandbox still being created): end it.
+            if (!store.write_runtime_if_present(config.id, runtime_state(started, plan))) abandon();
+        } catch (const std::exception&) {
+            abandon();
         }
-        report.write.reset();
+        send_text(keep, "recorded");
+        monitor_end.reset();
         int status = 0;
         while (::waitpid(started.pid, &status, 0) == -1 && errno == EINTR) {
         }
@@ -307,12 +332,15 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         }
         ::_exit(0);
     }
-    report.write.reset();
-    std::string text = read_all(report.read.get());
-    if (text == "ok") return;
-    int status;
-    ::waitpid(monitor, &status, 0);
-    if (text.rfind("error\t", 0) == 0) throw Error(Error::Kind::internal, text.substr(6));
+    monitor_end.reset();
+    std::string reply = receive_text(caller_end.get());
+    if (reply == "ready") {
+        send_text(caller_end.get(), "ack");
+        reply = receive_text(caller_end.get());
+        if (reply == "recorded") return;
+    }
+    ::waitpid(monitor, nullptr, 0);
+    if (reply.rfind("error\t", 0) == 0) throw Error(Error::Kind::internal, reply.substr(6));
     store.remove(config);
     throw Error(Error::Kind::internal, "the sandbox's monitor died while starting it");
 }
@@ -517,15 +545,31 @@ std::optional<SandboxState> Engine::find(std::string_view id_or_name) const {
 void Engine::kill(std::string_view id_or_name) {
     auto state = store_.find(id_or_name);
     if (!state) throw Error(Error::Kind::not_found, "no sandbox '" + std::string(id_or_name) + "'");
-    // The monitor first, so it does not race us to record or remove anything; then the supervisor, whose
-    // end takes every process of the sandbox, and with the last of them its mounts.
-    if (state->runtime) {
-        if (Fd m = open_pidfd(state->runtime->monitor)) kill_and_wait(m.get());
-        if (Fd s = open_pidfd(state->runtime->supervisor)) kill_and_wait(s.get());
-    } else if (state->status == Status::creating && state->config.creator.pid != ::getpid()) {
-        if (Fd c = open_pidfd(state->config.creator)) kill_and_wait(c.get());
+    std::string id = state->config.id;
+    for (;;) {
+        // The monitor first, so it does not race us to record or remove anything; then the supervisor,
+        // whose end takes every process of the sandbox, and with the last of them its mounts.
+        if (state->runtime) {
+            if (Fd m = open_pidfd(state->runtime->monitor)) kill_and_wait(m.get());
+            if (Fd s = open_pidfd(state->runtime->supervisor)) kill_and_wait(s.get());
+        } else if (state->status == Status::creating && state->config.creator.pid != ::getpid()) {
+            if (Fd c = open_pidfd(state->config.creator)) kill_and_wait(c.get());
+        }
+        std::string trash;
+        {
+            auto held = store_.lock();
+            auto now = store_.load(id);
+            if (!now) return; // removed by its monitor meanwhile
+            // A sandbox that was still being created may have been recorded since we looked: end it too.
+            if (now->runtime && (alive(now->runtime->monitor) || alive(now->runtime->supervisor))) {
+                state = std::move(now);
+                continue;
+            }
+            trash = store_.detach(id);
+        }
+        store_.purge(trash, state->config);
+        return;
     }
-    store_.remove(state->config);
 }
 
 } // namespace sbox::local

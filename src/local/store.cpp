@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -275,12 +276,29 @@ unsigned Store::free_slot(const std::vector<SandboxState>& existing) const {
 }
 
 void Store::add(const SandboxConfig& config) const {
-    std::string dir = sandbox_dir(config.id);
+    // The directory appears complete or not at all: it is filled under a hidden name, then renamed. A crash
+    // in between leaves a ".new-" directory that list() ignores and sweep() removes.
+    std::string tmp = paths_.data + "/sandboxes/.new-" + config.id + ".tmp." + std::to_string(::getpid());
     // Root's sandboxes: their supervisor, once it has the sandbox's host ids, walks from this directory into
     // fs/ (which it owns); it can pass through but not list or read anything here.
-    if (::mkdir(dir.c_str(), config.rootless ? 0700 : 0711) == -1) throw_errno("mkdir " + dir);
-    if (::chmod(dir.c_str(), config.rootless ? 0700 : 0711) == -1) throw_errno("chmod " + dir);
-    write_file_atomic(dir + "/sandbox.json", config_json(config).dump(), 0600);
+    mode_t mode = config.rootless ? 0700 : 0711;
+    if (::mkdir(tmp.c_str(), mode) == -1) throw_errno("mkdir " + tmp);
+    if (::chmod(tmp.c_str(), mode) == -1) throw_errno("chmod " + tmp);
+    write_file_atomic(tmp + "/sandbox.json", config_json(config).dump(), 0600);
+    std::string dir = sandbox_dir(config.id);
+    if (::rename(tmp.c_str(), dir.c_str()) == -1) {
+        int err = errno;
+        remove_tree(tmp);
+        throw_errno("rename " + tmp + " to " + dir, err);
+    }
+}
+
+bool Store::write_runtime_if_present(std::string_view id, const RuntimeState& runtime) const {
+    auto held = lock();
+    struct stat st;
+    if (::stat((sandbox_dir(id) + "/sandbox.json").c_str(), &st) == -1) return false;
+    write_runtime(id, runtime);
+    return true;
 }
 
 void Store::write_runtime(std::string_view id, const RuntimeState& rt) const {
@@ -297,24 +315,60 @@ void Store::write_exit(std::string_view id, const ExitState& ex) const {
     write_file_atomic(exit_file(id), j.dump(), 0600);
 }
 
+std::string Store::detach(std::string_view id) const {
+    std::string dir = sandbox_dir(id);
+    std::string trash = paths_.data + "/trash/" + std::string(id) + ".tmp." + std::to_string(::getpid());
+    if (::rename(dir.c_str(), trash.c_str()) == -1) {
+        if (errno != ENOENT) throw_errno("rename " + dir);
+        trash.clear();
+    }
+    ::unlink(runtime_file(id).c_str());
+    ::unlink(exit_file(id).c_str());
+    return trash;
+}
+
+void Store::purge(const std::string& trash, const SandboxConfig& config) const {
+    if (!trash.empty()) {
+        bool ok = remove_tree(trash);
+        if (!ok && config.rootless && config.idmap.use_helpers)
+            ok = run_as_mapped_root(config.idmap, [&] { return remove_tree(trash); });
+        if (!ok) throw Error(Error::Kind::internal, "could not remove every file of " + trash);
+    }
+    sweep();
+}
+
 void Store::remove(const SandboxConfig& config) const {
     std::string trash;
     {
         auto held = lock();
-        std::string dir = sandbox_dir(config.id);
-        trash = paths_.data + "/trash/" + config.id + "." + std::to_string(::getpid());
-        if (::rename(dir.c_str(), trash.c_str()) == -1) {
-            if (errno != ENOENT) throw_errno("rename " + dir);
-            trash.clear();
-        }
-        ::unlink(runtime_file(config.id).c_str());
-        ::unlink(exit_file(config.id).c_str());
+        trash = detach(config.id);
     }
-    if (trash.empty()) return;
-    bool ok = remove_tree(trash);
-    if (!ok && config.rootless && config.idmap.use_helpers)
-        ok = run_as_mapped_root(config.idmap, [&] { return remove_tree(trash); });
-    if (!ok) throw Error(Error::Kind::internal, "could not remove every file of " + trash);
+    purge(trash, config);
+}
+
+void Store::sweep() const {
+    // Leftovers of sbox processes killed halfway: half-made sandbox directories, half-removed ones, and
+    // temporary files of atomic writes. Each name ends in ".tmp.<pid>[.<n>]" of the process that made it.
+    auto owner_gone = [](const std::string& name) {
+        size_t at = name.find(".tmp.");
+        if (at == std::string::npos) return false;
+        pid_t pid = static_cast<pid_t>(std::atoi(name.c_str() + at + 5));
+        return pid > 0 && ::kill(pid, 0) == -1 && errno == ESRCH;
+    };
+    for (const std::string& dir :
+         {paths_.data + "/sandboxes", paths_.data + "/trash", paths_.runtime + "/sandboxes"}) {
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) continue;
+        std::vector<std::string> stale;
+        while (struct dirent* e = ::readdir(d)) {
+            if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0 &&
+                owner_gone(e->d_name))
+                stale.push_back(dir + "/" + e->d_name);
+        }
+        ::closedir(d);
+        for (const auto& path : stale)
+            remove_tree(path);
+    }
 }
 
 } // namespace sbox::local

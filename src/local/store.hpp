@@ -98,10 +98,18 @@ class Store {
     // Creates the sandbox's directory with its config. Call under lock().
     void add(const SandboxConfig& config) const;
     void write_runtime(std::string_view id, const RuntimeState& runtime) const;
+    // write_runtime, under the lock, unless the sandbox was removed meanwhile (then false).
+    bool write_runtime_if_present(std::string_view id, const RuntimeState& runtime) const;
     void write_exit(std::string_view id, const ExitState& exit) const;
     // Removes every file of the sandbox: its records under the lock, then its layers. Files the sandbox
     // created under subordinate ids are removed from inside a user namespace with the sandbox's mapping.
     void remove(const SandboxConfig& config) const;
+    // The two halves of remove(): detach() takes the records away (call it under lock()) and returns the
+    // directory left to purge(), which removes the files and then sweep()s.
+    std::string detach(std::string_view id) const;
+    void purge(const std::string& trash, const SandboxConfig& config) const;
+    // Removes what sbox processes killed halfway left behind (their pid is in the name).
+    void sweep() const;
 
   private:
     std::string runtime_file(std::string_view id) const;
