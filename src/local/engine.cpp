@@ -203,6 +203,7 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
     };
     try {
         write_idmap(started.pid, config.idmap);
+        send_go(parent_end.get(), {}); // the supervisor sets itself up while the lower layers are made
         std::vector<Fd> lowers;
         if (!config.rootless) {
             Fd userns(
@@ -224,7 +225,11 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
         std::vector<int> fds;
         for (const auto& l : lowers)
             fds.push_back(l.get());
-        send_go(parent_end.get(), fds);
+        // A supervisor that failed meanwhile has closed its end; its error message is read below.
+        try {
+            send_go(parent_end.get(), fds);
+        } catch (const Error&) {
+        }
     } catch (...) {
         abort_start();
         throw;

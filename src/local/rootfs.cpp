@@ -13,6 +13,7 @@
 #include <array>
 #include <climits>
 #include <cstdlib>
+#include <functional>
 
 #include "local/mounts.hpp"
 
@@ -129,7 +130,8 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
     return plan;
 }
 
-void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowers, const IdMap& idmap) {
+void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
+                  const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap) {
     mode_t old_umask = ::umask(0);
     make_mounts_private();
     std::string fs_path = fd_path(sandbox_dir) + "/fs";
@@ -141,22 +143,33 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowe
     Fd work = open_dir_at(fs.get(), "work");
     Fd lower_dir = open_dir_at(fs.get(), "lower");
 
-    // The lower layers: idmapped mounts attached below fs/lower, or the host paths themselves.
+    // The lower layers: idmapped mounts attached below fs/lower, or the host paths themselves. They are
+    // asked for as late as possible: the host makes them while this process builds everything else.
     std::vector<std::string> lower_paths = plan.lower_paths();
-    std::vector<Fd> lower_refs; // keep the directories open while they are named through /proc/self/fd
-    for (size_t i = 0; i < lower_paths.size(); ++i) {
-        if (lowers.empty()) {
-            lower_refs.emplace_back(::open(lower_paths[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-            if (!lower_refs.back()) throw_errno("open " + lower_paths[i]);
-            continue;
+    auto attach_lowers = [&] {
+        std::vector<Fd> lowers = receive_lowers();
+        std::vector<Fd> refs; // keep the directories open while they are named through /proc/self/fd
+        for (size_t i = 0; i < lower_paths.size(); ++i) {
+            if (lowers.empty()) {
+                refs.emplace_back(::open(lower_paths[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+                if (!refs.back()) throw_errno("open " + lower_paths[i]);
+                continue;
+            }
+            std::string name = std::to_string(i);
+            mkdir_at(lower_dir.get(), name, 0755);
+            check(::syscall(SYS_move_mount, lowers[i].get(), "", lower_dir.get(), name.c_str(),
+                            MOVE_MOUNT_F_EMPTY_PATH),
+                  "attach the idmapped mount of " + lower_paths[i]);
+            refs.push_back(open_dir_at(lower_dir.get(), name));
         }
-        std::string name = std::to_string(i);
-        mkdir_at(lower_dir.get(), name, 0755);
-        check(::syscall(SYS_move_mount, lowers[i].get(), "", lower_dir.get(), name.c_str(),
-                        MOVE_MOUNT_F_EMPTY_PATH),
-              "attach the idmapped mount of " + lower_paths[i]);
-        lower_refs.push_back(open_dir_at(lower_dir.get(), name));
-    }
+        return refs;
+    };
+    auto mount_kernel_filesystems = [&](int root) {
+        std::string root_at = fd_path(root);
+        mount_proc(root_at);
+        mount_sys(root_at);
+        mount_dev(root_at, idmap);
+    };
 
     std::string root_path = fd_path(fs.get()) + "/root";
     Fd root;
@@ -164,16 +177,18 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowe
         mkdir_at(upper.get(), "root", 0755);
         mkdir_at(work.get(), "root", 0755);
         Fd up = open_dir_at(upper.get(), "root"), wk = open_dir_at(work.get(), "root");
+        std::vector<Fd> lowers = attach_lowers();
         struct stat st;
-        if (::fstatat(lower_refs[0].get(), "etc", &st, 0) == 0 && S_ISDIR(st.st_mode)) {
+        if (::fstatat(lowers[0].get(), "etc", &st, 0) == 0 && S_ISDIR(st.st_mode)) {
             mkdir_at(up.get(), "etc", 0755);
             write_identity_files(open_dir_at(up.get(), "etc").get(), plan.hostname);
         }
-        mount_overlay(fd_path(lower_refs[0].get()), up.get(), wk.get(), root_path);
+        mount_overlay(fd_path(lowers[0].get()), up.get(), wk.get(), root_path);
         root = open_dir_at(fs.get(), "root");
         for (const auto& [name, mode] : kFreshDirs) {
             if (::fstatat(root.get(), name, &st, AT_SYMLINK_NOFOLLOW) == -1) mkdir_at(root.get(), name, mode);
         }
+        mount_kernel_filesystems(root.get());
     } else {
         mount_or_throw(root_path, root_path, nullptr, MS_BIND);
         root = open_dir_at(fs.get(), "root");
@@ -183,8 +198,8 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowe
             if (::symlinkat(target.c_str(), root.get(), name.c_str()) == -1 && errno != EEXIST)
                 throw_errno("symlink " + name);
         }
-        for (size_t i = 0; i < plan.system_dirs.size(); ++i) {
-            const std::string& name = plan.system_dirs[i];
+        std::vector<std::pair<Fd, Fd>> layers; // upper and work of each system directory
+        for (const std::string& name : plan.system_dirs) {
             mkdir_at(root.get(), name, 0755);
             mkdir_at(upper.get(), name, 0755);
             mkdir_at(work.get(), name, 0755);
@@ -200,14 +215,14 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowe
                 if (::mknodat(up.get(), rel.c_str(), S_IFCHR | 0000, 0) == -1 && errno != EEXIST)
                     throw_errno("whiteout " + hidden);
             }
-            mount_overlay(fd_path(lower_refs[i].get()), up.get(), wk.get(), root_path + "/" + name);
+            layers.emplace_back(std::move(up), std::move(wk));
         }
+        mount_kernel_filesystems(root.get());
+        std::vector<Fd> lowers = attach_lowers();
+        for (size_t i = 0; i < plan.system_dirs.size(); ++i)
+            mount_overlay(fd_path(lowers[i].get()), layers[i].first.get(), layers[i].second.get(),
+                          root_path + "/" + plan.system_dirs[i]);
     }
-
-    std::string root_at = fd_path(root.get());
-    mount_proc(root_at);
-    mount_sys(root_at);
-    mount_dev(root_at, idmap);
     pivot_into(root.get());
     ::umask(old_umask);
 }

@@ -9,6 +9,7 @@
 // change or delete any of them; the changes land in the upper layers only.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -36,7 +37,9 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
 
 // Builds the root filesystem in the caller's (private) mount namespace and pivots into it. `sandbox_dir`
 // is the sandbox's state directory (holding fs/), opened before the caller took the sandbox's credentials.
-// `lowers` holds an idmapped mount per lower_paths() entry, or is empty to use the host paths as they are.
-void build_rootfs(const RootfsPlan& plan, int sandbox_dir, std::vector<Fd>& lowers, const IdMap& idmap);
+// `receive_lowers` is called once, as late as possible, and returns an idmapped mount per lower_paths()
+// entry, or nothing to use the host paths as they are.
+void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
+                  const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap);
 
 } // namespace sbox::local

@@ -103,9 +103,7 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         check(::sigprocmask(SIG_SETMASK, &chld, nullptr), "sigprocmask");
         check(::setsid(), "setsid");
 
-        std::vector<Fd> lowers;
-        for (int fd : receive_go(sync))
-            lowers.emplace_back(fd);
+        receive_go(sync); // the id maps are written
         // Opened while this process still has its host credentials, which can traverse sbox's private
         // state directories; the sandbox's root cannot, and never needs to.
         Fd sandbox_dir(::open(plan.sandbox_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
@@ -115,8 +113,15 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         if (plan.idmap.setgroups) check(::setgroups(0, nullptr), "setgroups");
 
         trace("supervisor: credentials set");
-        build_rootfs(plan.rootfs, sandbox_dir.get(), lowers, plan.idmap);
-        lowers.clear();
+        build_rootfs(
+            plan.rootfs, sandbox_dir.get(),
+            [&] {
+                std::vector<Fd> lowers;
+                for (int fd : receive_go(sync))
+                    lowers.emplace_back(fd);
+                return lowers;
+            },
+            plan.idmap);
         sandbox_dir.reset();
         check(::sethostname(plan.rootfs.hostname.data(), plan.rootfs.hostname.size()), "sethostname");
         bring_up_loopback();

@@ -27,8 +27,8 @@ struct SupervisorPlan {
 };
 
 // The conversation between the sbox process that started the sandbox and its supervisor, over a
-// SOCK_SEQPACKET pair: "go" (with the idmapped lower layers attached) once the id maps are written,
-// then "ready" or "error\t<message>" back.
+// SOCK_SEQPACKET pair: "go" once the id maps are written, "go" again with the idmapped lower layers
+// attached (or none), then "ready" or "error\t<message>" back.
 void send_go(int sock, const std::vector<int>& fds);
 std::vector<int> receive_go(int sock);
 
