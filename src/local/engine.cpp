@@ -399,15 +399,6 @@ SandboxConfig Engine::register_sandbox(const CreateRequest& request, bool epheme
         }
         store_.add(config);
     }
-    try {
-        std::string fs = store_.fs_dir(config.id);
-        check(::mkdir(fs.c_str(), 0700), "mkdir " + fs);
-        if (!config.rootless)
-            check(::chown(fs.c_str(), config.idmap.root_uid(), config.idmap.root_gid()), "chown " + fs);
-    } catch (...) {
-        store_.remove(config);
-        throw;
-    }
     return config;
 }
 
@@ -573,6 +564,7 @@ void Engine::kill(std::string_view id_or_name) {
             trash = store_.detach(id);
         }
         store_.purge(trash, state->config);
+        store_.sweep(); // and whatever sbox processes killed halfway left behind
         return;
     }
 }

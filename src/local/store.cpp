@@ -277,19 +277,29 @@ unsigned Store::free_slot(const std::vector<SandboxState>& existing) const {
 
 void Store::add(const SandboxConfig& config) const {
     // The directory appears complete or not at all: it is filled under a hidden name, then renamed. A crash
-    // in between leaves a ".new-" directory that list() ignores and sweep() removes.
+    // in between leaves a ".new-" directory that list() ignores and sweep() removes. (Inside it, files need
+    // no atomic writes of their own.) This runs on every `sbox run`: as few disk operations as it takes.
     std::string tmp = paths_.data + "/sandboxes/.new-" + config.id + ".tmp." + std::to_string(::getpid());
     // Root's sandboxes: their supervisor, once it has the sandbox's host ids, walks from this directory into
     // fs/ (which it owns); it can pass through but not list or read anything here.
-    mode_t mode = config.rootless ? 0700 : 0711;
-    if (::mkdir(tmp.c_str(), mode) == -1) throw_errno("mkdir " + tmp);
-    if (::chmod(tmp.c_str(), mode) == -1) throw_errno("chmod " + tmp);
-    write_file_atomic(tmp + "/sandbox.json", config_json(config).dump(), 0600);
-    std::string dir = sandbox_dir(config.id);
-    if (::rename(tmp.c_str(), dir.c_str()) == -1) {
-        int err = errno;
+    mode_t old_umask = ::umask(0);
+    int made = ::mkdir(tmp.c_str(), config.rootless ? 0700 : 0711);
+    int err = errno;
+    ::umask(old_umask);
+    if (made == -1) throw_errno("mkdir " + tmp, err);
+    try {
+        Fd fd(::open((tmp + "/sandbox.json").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!fd || !write_all(fd.get(), config_json(config).dump()))
+            throw_errno("write " + tmp + "/sandbox.json");
+        std::string fs = tmp + "/fs";
+        if (::mkdir(fs.c_str(), 0700) == -1) throw_errno("mkdir " + fs);
+        if (!config.rootless && ::chown(fs.c_str(), config.idmap.root_uid(), config.idmap.root_gid()) == -1)
+            throw_errno("chown " + fs);
+        std::string dir = sandbox_dir(config.id);
+        if (::rename(tmp.c_str(), dir.c_str()) == -1) throw_errno("rename " + tmp + " to " + dir);
+    } catch (...) {
         remove_tree(tmp);
-        throw_errno("rename " + tmp + " to " + dir, err);
+        throw;
     }
 }
 
@@ -334,7 +344,6 @@ void Store::purge(const std::string& trash, const SandboxConfig& config) const {
             ok = run_as_mapped_root(config.idmap, [&] { return remove_tree(trash); });
         if (!ok) throw Error(Error::Kind::internal, "could not remove every file of " + trash);
     }
-    sweep();
 }
 
 void Store::remove(const SandboxConfig& config) const {

@@ -95,7 +95,8 @@ class Store {
     // The lowest host id slot no sandbox in `existing` uses.
     unsigned free_slot(const std::vector<SandboxState>& existing) const;
 
-    // Creates the sandbox's directory with its config. Call under lock().
+    // Creates the sandbox's directory with its config and an empty fs/ owned by the sandbox's root.
+    // Call under lock().
     void add(const SandboxConfig& config) const;
     void write_runtime(std::string_view id, const RuntimeState& runtime) const;
     // write_runtime, under the lock, unless the sandbox was removed meanwhile (then false).
@@ -105,7 +106,7 @@ class Store {
     // created under subordinate ids are removed from inside a user namespace with the sandbox's mapping.
     void remove(const SandboxConfig& config) const;
     // The two halves of remove(): detach() takes the records away (call it under lock()) and returns the
-    // directory left to purge(), which removes the files and then sweep()s.
+    // directory left to purge(), which removes the files.
     std::string detach(std::string_view id) const;
     void purge(const std::string& trash, const SandboxConfig& config) const;
     // Removes what sbox processes killed halfway left behind (their pid is in the name).

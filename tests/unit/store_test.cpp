@@ -102,7 +102,7 @@ TEST_CASE("store: a sandbox's config round-trips and its status follows its proc
     CHECK(store.load(c.id)->exit->signal == 9);
 
     // Only final files are left behind by the atomic writes.
-    CHECK(entries(store.sandbox_dir(c.id)) == std::set<std::string>{"sandbox.json"});
+    CHECK(entries(store.sandbox_dir(c.id)) == std::set<std::string>{"fs", "sandbox.json"});
     CHECK(entries(fs::path(root.paths().runtime) / "sandboxes") ==
           std::set<std::string>{c.id + ".json", c.id + ".exit"});
 
@@ -201,4 +201,25 @@ TEST_CASE("exec -u resolves against the sandbox's passwd and group") {
                          std::invalid_argument);
     CHECK_THROWS_AS(resolve_user("dev:ghosts", passwd, group), std::invalid_argument);
     CHECK_THROWS_AS(resolve_user(":1", passwd, group), std::invalid_argument);
+}
+
+TEST_CASE("store: sweep removes what killed sbox processes left, and nothing of live ones") {
+    TempRoot root;
+    Store store(root.paths());
+    pid_t dead = ::fork();
+    if (dead == 0) ::_exit(0);
+    ::waitpid(dead, nullptr, 0);
+    std::string d = std::to_string(dead), me = std::to_string(::getpid());
+    fs::path data = root.paths().data, run = root.paths().runtime;
+    fs::create_directories(data / "sandboxes" / (".new-aaaa.tmp." + d) / "fs");
+    fs::create_directories(data / "sandboxes" / (".new-bbbb.tmp." + me));
+    fs::create_directories(data / "trash" / ("cccc.tmp." + d) / "fs" / "upper");
+    {
+        std::FILE* f = std::fopen((run / "sandboxes" / ("dddd.json.tmp." + d + ".7")).c_str(), "w");
+        std::fclose(f);
+    }
+    store.sweep();
+    CHECK(entries(data / "sandboxes") == std::set<std::string>{".new-bbbb.tmp." + me});
+    CHECK(entries(data / "trash").empty());
+    CHECK(entries(run / "sandboxes").empty());
 }
