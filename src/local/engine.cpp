@@ -95,7 +95,7 @@ struct WaitResult {
 // Waits for child `pid` (pidfd `pidfd`), for `timeout`, and for the terminating signals, which are read
 // from `sigfd` and either forwarded to the child's process group or returned.
 WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono::milliseconds> timeout,
-                      bool forward_signals) {
+                      bool forward_signals, int notify_fd = -1, const std::function<void()>& on_notify = {}) {
     struct timespec start;
     ::clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -109,8 +109,8 @@ WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono
             if (left <= 0) return WaitResult{0, 0, true};
             wait_ms = static_cast<int>(std::min<std::int64_t>(left, 1 << 30));
         }
-        struct pollfd fds[2] = {{pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
-        int n = ::poll(fds, 2, wait_ms);
+        struct pollfd fds[3] = {{pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}, {notify_fd, POLLIN, 0}};
+        int n = ::poll(fds, notify_fd >= 0 ? 3 : 2, wait_ms);
         if (n == -1) {
             if (errno == EINTR) continue;
             throw_errno("poll");
@@ -123,6 +123,11 @@ WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono
                 ::kill(-pid, sig);
                 ::kill(pid, sig);
             }
+        }
+        if (notify_fd >= 0 && fds[2].revents) {
+            notify_fd = -1; // once
+            if (on_notify) on_notify();
+            continue;
         }
         if (fds[0].revents & POLLIN) {
             WaitResult r;
@@ -175,6 +180,7 @@ std::string receive_text(int sock) {
 struct Started {
     pid_t pid = 0;
     Fd pidfd;
+    Fd sync; // the conversation with the supervisor
     bool base_idmapped = false;
 };
 
@@ -243,6 +249,7 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
             throw Error(Error::Kind::internal, "cannot set up the sandbox: " + text.substr(6));
         throw Error(Error::Kind::internal, "the sandbox's supervisor died while setting up");
     }
+    started.sync = std::move(parent_end);
     return started;
 }
 
@@ -456,10 +463,18 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
         throw;
     }
     WaitResult r;
+    bool removed = false;
     if (int sig = signals.pending())
         r.signal = sig;
     else
-        r = wait_child(started->pid, started->pidfd.get(), signals.fd(), exec.timeout, false);
+        r = wait_child(started->pid, started->pidfd.get(), signals.fd(), exec.timeout, false,
+                       started->sync.get(), [&] {
+                           // The command is over: its sandbox's records go while the kernel ends the rest.
+                           if (receive_text(started->sync.get()) == "ended") {
+                               store_.remove(config);
+                               removed = true;
+                           }
+                       });
     int status;
     if (r.signal || r.timed_out) {
         status = r.timed_out ? 124 : 128 + r.signal;
@@ -470,7 +485,7 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
     trace("run: sandbox ended");
     status = exit_status_of(r.status);
     auto failure = read_launch_failure(errors.read.get());
-    store_.remove(config);
+    if (!removed) store_.remove(config);
     trace("run: removed");
     if (failure && failure->exit_status == status)
         throw CommandFailed(failure->exit_status, failure->message);

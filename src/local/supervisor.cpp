@@ -132,7 +132,9 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
     }
     trace("supervisor: ready");
     send_text(sync, "ready");
-    ::close(sync);
+    // With a command, the end of the conversation tells its starter the command is over, so the starter
+    // removes the sandbox's records while the kernel is still tearing the namespaces down.
+    if (!plan.command) ::close(sync);
 
     pid_t command = 0;
     if (plan.command) {
@@ -158,6 +160,7 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
             if (pid == command) {
                 trace("supervisor: command ended");
+                send_text(sync, "ended");
                 ::_exit(exit_status_of(status));
             }
         }
