@@ -1,5 +1,6 @@
 // The Provider interface: what every sandbox backend (local, and later the remote services) offers the CLI.
-// Errors are exceptions of type sbox::Error carrying one of sbox's error kinds; the CLI maps them to exit codes.
+// Errors are exceptions of type sbox::Error carrying one of sbox's error kinds; the CLI maps them to exit
+// codes.
 #pragma once
 
 #include <chrono>
@@ -74,7 +75,8 @@ class Capabilities {
   public:
     Capabilities() = default;
     Capabilities(std::initializer_list<Capability> caps) {
-        for (auto c : caps) bits_ |= static_cast<std::uint32_t>(c);
+        for (auto c : caps)
+            bits_ |= static_cast<std::uint32_t>(c);
     }
     bool has(Capability c) const { return (bits_ & static_cast<std::uint32_t>(c)) != 0; }
     // Stable names, for `sbox providers` and its JSON.
@@ -89,20 +91,20 @@ using Env = std::vector<std::pair<std::string, std::string>>;
 using Labels = std::map<std::string, std::string>;
 
 struct CreateSpec {
-    std::string name;                               // empty: none
-    std::string image;                              // empty: the provider's default (local: the host's system)
-    Labels labels;                                  // created-by=sbox is added by the CLI
-    Env env;                                        // defaults for every exec
+    std::string name;  // empty: none
+    std::string image; // empty: the provider's default (local: the host's system)
+    Labels labels;     // created-by=sbox is added by the CLI
+    Env env;           // defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime; // create --timeout
 };
 
 struct ExecSpec {
-    std::vector<std::string> argv;   // never re-joined into a shell string
-    Env env;                         // added to (and overriding) the sandbox's defaults
-    std::string cwd;                 // empty: the user's home or /
-    std::string user;                // empty: root; NAME, UID or UID:GID
-    bool stdin_open = false;         // -i: forward stdin, EOF included; otherwise the command reads /dev/null
-    bool detach = false;             // -d: start and return; the sandbox reaps it
+    std::vector<std::string> argv; // never re-joined into a shell string
+    Env env;                       // added to (and overriding) the sandbox's defaults
+    std::string cwd;               // empty: the user's home or /
+    std::string user;              // empty: root; NAME, UID or UID:GID
+    bool stdin_open = false;       // -i: forward stdin, EOF included; otherwise the command reads /dev/null
+    bool detach = false;           // -d: start and return; the sandbox reaps it
     std::optional<std::chrono::milliseconds> timeout; // exit 124 when it fires
 };
 
@@ -110,10 +112,10 @@ struct SandboxInfo {
     std::string provider;
     std::string id;
     std::string name;
-    std::string status;       // creating | running | exited | failed (provider-specific words allowed)
-    std::string image;        // what it was created from
-    std::int64_t created_at = 0;               // unix seconds
-    std::optional<std::int64_t> expires_at;     // unix seconds, when a lifetime was set
+    std::string status;          // creating | running | exited | failed (provider-specific words allowed)
+    std::string image;           // what it was created from
+    std::int64_t created_at = 0; // unix seconds
+    std::optional<std::int64_t> expires_at; // unix seconds, when a lifetime was set
     Labels labels;
     nlohmann::json details = nlohmann::json::object(); // provider-specific facts for `inspect`
 
