@@ -165,18 +165,6 @@ class SignalCatcher {
     Fd fd_;
 };
 
-void send_text(int sock, const std::string& text) {
-    (void)::send(sock, text.data(), text.size(), MSG_NOSIGNAL);
-}
-
-std::string receive_text(int sock) {
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::recv(sock, buf, sizeof buf, 0)) == -1 && errno == EINTR) {
-    }
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 struct Started {
     pid_t pid = 0;
     Fd pidfd;
@@ -240,9 +228,7 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
         abort_start();
         throw;
     }
-    char reply[4096];
-    ssize_t n = ::recv(parent_end.get(), reply, sizeof reply - 1, 0);
-    std::string text = n > 0 ? std::string(reply, static_cast<size_t>(n)) : std::string();
+    std::string text = receive_text(parent_end.get());
     if (text != "ready") {
         abort_start();
         if (text.rfind("error\t", 0) == 0)

@@ -267,9 +267,9 @@ unsigned Store::free_slot(const std::vector<SandboxState>& existing) const {
     std::set<unsigned> used;
     for (const auto& s : existing)
         if (!s.config.rootless) used.insert(s.config.slot);
-    // Directories in the trash may still hold files of a slot until removed: those ids are not reused
-    // while a removal is under way, because removal happens after the records are gone but only affects
-    // files, never processes.
+    // A slot is free once its sandbox's records are gone, even while its files are still being removed from
+    // the trash: by then no process of the old sandbox is alive, and its files are out of every sandbox's
+    // reach.
     for (unsigned slot = 0; slot < kSlotCount; ++slot)
         if (!used.count(slot)) return slot;
     throw Error(Error::Kind::unavailable, "every host id range is in use: remove sandboxes with sbox kill");

@@ -34,10 +34,6 @@ void close_all_but(std::vector<int> keep) {
     ::syscall(SYS_close_range, next, ~0U, 0);
 }
 
-void send_text(int sock, const std::string& text) {
-    (void)::send(sock, text.data(), text.size(), MSG_NOSIGNAL);
-}
-
 std::int64_t now_ms() {
     struct timespec ts;
     ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -45,6 +41,18 @@ std::int64_t now_ms() {
 }
 
 } // namespace
+
+void send_text(int sock, const std::string& text) {
+    (void)::send(sock, text.data(), text.size(), MSG_NOSIGNAL);
+}
+
+std::string receive_text(int sock) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(sock, buf, sizeof buf, 0)) == -1 && errno == EINTR) {
+    }
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
 
 void send_go(int sock, const std::vector<int>& fds) {
     char byte = 'g';

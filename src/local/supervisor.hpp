@@ -30,6 +30,10 @@ struct SupervisorPlan {
 // SOCK_SEQPACKET pair: "go" once the id maps are written, "go" again with the idmapped lower layers
 // attached (or none), then "ready" or "error\t<message>" back.
 void send_go(int sock, const std::vector<int>& fds);
+// One message of text each way (SOCK_SEQPACKET keeps their bounds); a closed peer reads as "".
+// The monitor and its caller speak the same way ("ready", "ack", "recorded").
+void send_text(int sock, const std::string& text);
+std::string receive_text(int sock);
 std::vector<int> receive_go(int sock);
 
 // Runs in the cloned child. `sync` is its end of the socket pair; every other descriptor is closed but
