@@ -345,7 +345,13 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
 
 } // namespace
 
-Engine::Engine(Paths paths) : store_(std::move(paths)) {}
+Engine::Engine(Paths paths, ArchiverSource archiver)
+    : store_(std::move(paths)), archiver_(std::move(archiver)) {}
+
+Archiver& Engine::archiver() {
+    if (!archiver_) throw Error(Error::Kind::unavailable, "archive support is not available to this engine");
+    return archiver_();
+}
 
 SandboxConfig Engine::register_sandbox(const CreateRequest& request, bool ephemeral) {
     if (!request.name.empty() && !valid_name(request.name))

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "local/archive.hpp"
+#include "local/snapshot.hpp"
 #include "local/store.hpp"
 
 namespace sbox::local {
@@ -20,6 +22,7 @@ struct CreateRequest {
     std::map<std::string, std::string> labels;
     std::vector<std::string> env; // K=V defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime;
+    std::string snapshot; // start from this snapshot (id, unique prefix or name); excludes image
 };
 
 struct ExecRequest {
@@ -30,6 +33,30 @@ struct ExecRequest {
     bool stdin_open = false;
     bool detach = false;
     std::optional<std::chrono::milliseconds> timeout;
+};
+
+// A path as the sandbox sees it (cp's decisions).
+struct SandboxPath {
+    enum class Type { missing, file, directory, symlink, other };
+    Type type = Type::missing;
+    std::uint64_t size = 0;
+    unsigned mode = 0;
+    std::string link_target;
+};
+
+// cp into a sandbox: a tar stream extracted below `dir`, as `user` (empty: root inside).
+struct CopyIn {
+    std::string dir;
+    std::string user;
+    std::string rename_from, rename_to; // see ExtractOptions
+};
+
+// cp out of a sandbox: a tar stream of `path`, its top-level entry named `archive_name` (empty: the last
+// component; "" for "." sources: see ArchiveSource).
+struct CopyOut {
+    std::string path;
+    std::string archive_name;
+    bool follow_link = false;
 };
 
 // The command could not be started (126, 127) or sbox could not set it up (125).
@@ -45,7 +72,8 @@ class CommandFailed : public Error {
 
 class Engine {
   public:
-    explicit Engine(Paths paths);
+    // `archiver` is asked for an Archiver only by cp and snapshots.
+    explicit Engine(Paths paths, ArchiverSource archiver = {});
 
     // Returns once the sandbox is ready for exec.
     SandboxState create(const CreateRequest& request);
@@ -61,9 +89,32 @@ class Engine {
     // Every process, mount and file of the sandbox gone. Throws Error(not_found) when there is none.
     void kill(std::string_view id_or_name);
 
+    // Stops every process of the sandbox (the cgroup freezer where there is one, else SIGSTOP from inside
+    // its PID namespace) and continues them. Error(conflict) when it is not running, or already paused
+    // (pause) or not paused (resume).
+    void pause(std::string_view id_or_name);
+    void resume(std::string_view id_or_name);
+
+    // cp. Every path is resolved inside the sandbox (its mount namespace, its root, its credentials), never
+    // on the host.
+    SandboxPath stat_path(std::string_view id_or_name, const std::string& path, bool follow_link);
+    void copy_in(std::string_view id_or_name, const CopyIn& request, int tar_fd);
+    void copy_out(std::string_view id_or_name, const CopyOut& request, int tar_fd);
+
+    // Snapshots (snapshot.hpp).
+    SnapshotRecord create_snapshot(std::string_view id_or_name, const std::string& name);
+    std::vector<SnapshotRecord> list_snapshots() const;
+    std::optional<SnapshotRecord> find_snapshot(std::string_view ref) const;
+    void remove_snapshot(std::string_view ref);
+    void export_snapshot(std::string_view ref, int out_fd);
+    SnapshotRecord import_snapshot(int in_fd);
+
   private:
+    Archiver& archiver();
+    SandboxState running_sandbox(std::string_view id_or_name) const;
     SandboxConfig register_sandbox(const CreateRequest& request, bool ephemeral);
     Store store_;
+    ArchiverSource archiver_;
 };
 
 } // namespace sbox::local

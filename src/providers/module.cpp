@@ -123,6 +123,15 @@ const LoadedModule& load_module(std::string_view name) {
     return loaded.emplace(m.name, std::move(m)).first->second;
 }
 
+void* module_interface(std::string_view name, const char* interface) {
+    const LoadedModule& m = load_module(name);
+    void* found = m.info->get_interface != nullptr ? m.info->get_interface(interface) : nullptr;
+    if (found == nullptr)
+        throw Error(ErrorKind::unavailable, "module " + m.path + " does not implement " + interface +
+                                                " (install the module from the same build as sbox)");
+    return found;
+}
+
 std::unique_ptr<Provider> make_module_provider(std::string_view name) {
     const LoadedModule& m = load_module(name);
     if (m.info->make_provider == nullptr)

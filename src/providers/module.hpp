@@ -19,7 +19,7 @@
 
 #include "providers/provider.hpp"
 
-#define SBOX_MODULE_ABI_VERSION 1u
+#define SBOX_MODULE_ABI_VERSION 2u
 
 extern "C" {
 
@@ -28,6 +28,9 @@ struct sbox_module_info_v1 {
     unsigned abi_version; // SBOX_MODULE_ABI_VERSION the module was built with
     // A new provider, owned by the caller (may throw sbox::Error). Null when the module offers none.
     sbox::Provider* (*make_provider)();
+    // Another interface the module implements, by name (for example "archiver-v1", see
+    // local/archive.hpp): a pointer to an object that lives as long as the process, or null. May be null.
+    void* (*get_interface)(const char* name);
 };
 
 // The entry point every module exports:
@@ -53,6 +56,9 @@ std::vector<std::string> module_search_dirs();
 // Loads libsbox-NAME.so once per process and returns it. Failure is Error(unavailable) saying which file was
 // missing (and where sbox looked) or what dlopen/dlsym reported, and what to do.
 const LoadedModule& load_module(std::string_view name);
+
+// load_module(name)'s interface `interface`. Error(unavailable) when the module has none.
+void* module_interface(std::string_view name, const char* interface);
 
 // load_module(name) and its provider. Error(unavailable) when the module has none.
 std::unique_ptr<Provider> make_module_provider(std::string_view name);

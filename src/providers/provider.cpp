@@ -43,9 +43,10 @@ std::string_view to_string(ErrorKind kind) {
 
 namespace {
 constexpr Capability all_capabilities[] = {
-    Capability::exec,      Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
-    Capability::exec_user, Capability::exec_cwd,   Capability::lifetime,    Capability::labels,
-    Capability::names,     Capability::image_dir,
+    Capability::exec,           Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
+    Capability::exec_user,      Capability::exec_cwd,   Capability::lifetime,    Capability::labels,
+    Capability::names,          Capability::image_dir,  Capability::copy,        Capability::snapshots,
+    Capability::snapshot_files, Capability::pause,
 };
 } // namespace
 
@@ -71,6 +72,14 @@ std::string_view to_string(Capability c) {
         return "names";
     case Capability::image_dir:
         return "image_dir";
+    case Capability::copy:
+        return "copy";
+    case Capability::snapshots:
+        return "snapshots";
+    case Capability::snapshot_files:
+        return "snapshot_files";
+    case Capability::pause:
+        return "pause";
     }
     return "unknown";
 }
@@ -326,6 +335,51 @@ int Provider::run(const CreateSpec& create_spec, const ExecSpec& exec_spec, RunO
     guard.remove();
     if (int sig = guard.signal()) return 128 + sig;
     return status;
+}
+
+} // namespace sbox
+
+namespace sbox {
+
+namespace {
+[[noreturn]] void unsupported(const Provider& p, const char* operation) {
+    throw Error(ErrorKind::unsupported, std::string(operation) + " is not supported by this provider",
+                std::string(p.name()));
+}
+} // namespace
+
+PathInfo Provider::stat_path(std::string_view, const std::string&, bool) {
+    unsupported(*this, "cp");
+}
+void Provider::upload(std::string_view, const UploadSpec&, int) {
+    unsupported(*this, "cp");
+}
+void Provider::download(std::string_view, const DownloadSpec&, int) {
+    unsupported(*this, "cp");
+}
+SnapshotInfo Provider::create_snapshot(std::string_view, const std::string&) {
+    unsupported(*this, "snapshot");
+}
+std::vector<SnapshotInfo> Provider::list_snapshots() {
+    unsupported(*this, "snapshot");
+}
+std::optional<SnapshotInfo> Provider::get_snapshot(std::string_view) {
+    unsupported(*this, "snapshot");
+}
+void Provider::delete_snapshot(std::string_view) {
+    unsupported(*this, "snapshot");
+}
+void Provider::export_snapshot(std::string_view, int) {
+    unsupported(*this, "snapshot export");
+}
+SnapshotInfo Provider::import_snapshot(int) {
+    unsupported(*this, "snapshot import");
+}
+void Provider::pause(std::string_view) {
+    unsupported(*this, "pause");
+}
+void Provider::resume(std::string_view) {
+    unsupported(*this, "resume");
 }
 
 } // namespace sbox

@@ -59,16 +59,20 @@ class CommandError : public Error {
 // What a provider can do. The CLI refuses an operation whose capability is missing with
 // "sbox: PROVIDER: OPERATION is not supported by this provider" instead of faking it.
 enum class Capability : std::uint32_t {
-    exec = 1u << 0,         // run commands in an existing sandbox
-    exec_stdin = 1u << 1,   // forward stdin (with EOF) to the command
-    exec_detach = 1u << 2,  // start a command that outlives the CLI
-    exec_timeout = 1u << 3, // end the command after a duration (exit 124)
-    exec_user = 1u << 4,    // run as another user
-    exec_cwd = 1u << 5,     // run in another working directory
-    lifetime = 1u << 6,     // the sandbox removes itself after --timeout
-    labels = 1u << 7,       // key=value labels, filterable in ls
-    names = 1u << 8,        // --name
-    image_dir = 1u << 9,    // --image DIR (a root filesystem directory)
+    exec = 1u << 0,            // run commands in an existing sandbox
+    exec_stdin = 1u << 1,      // forward stdin (with EOF) to the command
+    exec_detach = 1u << 2,     // start a command that outlives the CLI
+    exec_timeout = 1u << 3,    // end the command after a duration (exit 124)
+    exec_user = 1u << 4,       // run as another user
+    exec_cwd = 1u << 5,        // run in another working directory
+    lifetime = 1u << 6,        // the sandbox removes itself after --timeout
+    labels = 1u << 7,          // key=value labels, filterable in ls
+    names = 1u << 8,           // --name
+    image_dir = 1u << 9,       // --image DIR (a root filesystem directory)
+    copy = 1u << 10,           // cp: upload and download files and trees (tar streams)
+    snapshots = 1u << 11,      // snapshot create/ls/rm, create --snapshot
+    snapshot_files = 1u << 12, // snapshot export/import to and from a file
+    pause = 1u << 13,          // pause and resume every process of a sandbox
 };
 
 class Capabilities {
@@ -96,6 +100,7 @@ struct CreateSpec {
     Labels labels;     // created-by=sbox is added by the CLI
     Env env;           // defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime; // create --timeout
+    std::string snapshot; // start from this snapshot (an id or name the provider knows); excludes image
 };
 
 struct ExecSpec {
@@ -120,6 +125,44 @@ struct SandboxInfo {
     nlohmann::json details = nlohmann::json::object(); // provider-specific facts for `inspect`
 
     std::string ref() const { return provider + "/" + id; }
+};
+
+// What a path inside a sandbox is (docker's `HEAD /containers/ID/archive`), for cp's decisions.
+struct PathInfo {
+    enum class Type { missing, file, directory, symlink, other };
+    Type type = Type::missing;
+    std::uint64_t size = 0;
+    unsigned mode = 0;       // permission bits
+    std::string link_target; // for a symlink
+};
+
+// Upload: a tar stream is extracted below `dir`, an existing directory in the sandbox (docker's
+// `PUT /containers/ID/archive`). Nothing is left behind when it fails.
+struct UploadSpec {
+    std::string dir;
+    std::string user; // who owns what is created: empty = root inside; NAME, UID or UID:GID
+    // The stream's top-level entry `rename_from` lands as `rename_to` (cp to a new name).
+    std::string rename_from, rename_to;
+};
+
+// Download: a tar stream of `path` (a file, a directory with everything below it, or a symlink) whose one
+// top-level entry is named `archive_name` (empty: the path's last component; "." for a directory means its
+// contents at the top level).
+struct DownloadSpec {
+    std::string path;
+    std::string archive_name;
+    bool follow_link = false; // cp -L: when `path` is a symlink, archive what it points to
+};
+
+struct SnapshotInfo {
+    std::string provider;
+    std::string id;
+    std::string name;
+    std::uint64_t size = 0;      // bytes of file data in the snapshot's own layer
+    std::int64_t created_at = 0; // unix seconds
+    std::string source;          // the sandbox it was taken from (PROVIDER/ID)
+    std::string parent;          // the snapshot it was layered on, if any
+    nlohmann::json details = nlohmann::json::object();
 };
 
 // Observes the phases of `run` so the CLI can, for example, print the reference of a detached run.
@@ -150,6 +193,27 @@ class Provider {
     // create + exec + kill. Ctrl-C or SIGTERM during the run removes the sandbox. The default does exactly
     // that with the three calls above; a provider may take a faster path that is as isolated.
     virtual int run(const CreateSpec& create, const ExecSpec& exec, RunObserver& observer);
+
+    // The operations below default to Error(unsupported, "OPERATION is not supported by this provider");
+    // a provider that implements them also reports the matching Capability.
+
+    // cp (Capability::copy). Streams go through file descriptors so that a 2 GiB file never sits in memory.
+    virtual PathInfo stat_path(std::string_view id, const std::string& path, bool follow_link);
+    virtual void upload(std::string_view id, const UploadSpec& spec, int tar_fd);
+    virtual void download(std::string_view id, const DownloadSpec& spec, int tar_fd);
+
+    // Snapshots (Capability::snapshots; export/import: Capability::snapshot_files).
+    virtual SnapshotInfo create_snapshot(std::string_view id, const std::string& name);
+    virtual std::vector<SnapshotInfo> list_snapshots();
+    // By id, unique id prefix or name; nullopt when there is none.
+    virtual std::optional<SnapshotInfo> get_snapshot(std::string_view ref);
+    virtual void delete_snapshot(std::string_view snapshot_id);
+    virtual void export_snapshot(std::string_view snapshot_id, int out_fd);
+    virtual SnapshotInfo import_snapshot(int in_fd);
+
+    // Capability::pause.
+    virtual void pause(std::string_view id);
+    virtual void resume(std::string_view id);
 };
 
 } // namespace sbox

@@ -63,6 +63,6 @@ sbox::Provider* make_provider() {
 } // namespace
 
 extern "C" __attribute__((visibility("default"))) const sbox_module_info_v1* sbox_module_v1(void) {
-    static const sbox_module_info_v1 info{"testmodule", SBOX_MODULE_ABI_VERSION, &make_provider};
+    static const sbox_module_info_v1 info{"testmodule", SBOX_MODULE_ABI_VERSION, &make_provider, nullptr};
     return &info;
 }

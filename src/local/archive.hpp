@@ -1,0 +1,99 @@
+// Tar streams in and out of directory trees: what `cp` and snapshots are made of.
+//
+// The implementation lives in the module libsbox-archive.so (src/local/archive/), built on libarchive and
+// loaded on first use, so that `sbox run` never maps libarchive (design.md, "Start-up cost"). The engine
+// receives an Archiver from whoever made it (providers/local.cpp loads the module).
+//
+// Writing never follows a symlink below the source (a symlink is archived as a symlink) and never leaves the
+// source's file system. Extraction trusts nothing in the stream: names with "..", absolute names, links and
+// hard links pointing anywhere, device nodes, set-id bits, decompression bombs and truncated or corrupt
+// streams are refused or neutralised; every path is resolved beneath the destination without following any
+// symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); and everything lands in a hidden staging
+// directory first, moved into place only once the whole stream was read, so a failure leaves nothing behind.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sbox::local {
+
+// One tree to archive.
+struct ArchiveSource {
+    int dir_fd = -1;  // the directory holding `name`
+    std::string name; // a file, directory or symlink below dir_fd (one component); "." = dir_fd itself
+    std::string archive_name; // its name in the archive; "" puts a directory's contents at the top level
+    std::vector<std::string> exclude; // names directly below a directory source to leave out
+    bool follow = false; // `name` itself, when a symlink, is replaced by what it points to (cp -L)
+};
+
+struct WriteOptions {
+    bool zstd = false;  // compress (level zstd_level)
+    int zstd_level = 3; //
+    // The sources are overlayfs upper layers: a whiteout (character device 0/0) is written as ".wh.NAME" and
+    // a directory marked opaque (xattr user.overlay.opaque or trusted.overlay.opaque = "y") gets a
+    // ".wh..wh..opq" entry, as in OCI image layers.
+    bool overlay = false;
+    // Added to every uid and gid before it is written; an id that ends outside 0..65535 is an error naming
+    // the file (snapshots store ids relative to the sandbox).
+    std::int64_t id_shift = 0;
+    // Small files written before the sources, in this order (a snapshot's manifest.json).
+    std::vector<std::pair<std::string, std::string>> files;
+};
+
+struct ExtractOptions {
+    // Restore each entry's uid/gid (plus id_shift); otherwise entries belong to the extracting process.
+    bool keep_owners = false;
+    std::int64_t id_shift = 0;
+    // Keep setuid/setgid bits. Only honoured together with keep_owners; otherwise they are cleared.
+    bool keep_setid = false;
+    // ".wh.NAME" entries become overlayfs whiteouts and ".wh..wh..opq" marks its directory opaque
+    // (xattr user.overlay.opaque = "y"), the inverse of WriteOptions::overlay.
+    bool overlay = false;
+    // Only entries below this prefix ("layers/ab12.../") are extracted, with the prefix removed; other
+    // entries are skipped (their data still read). Empty: every entry.
+    std::string select_prefix;
+    // The top-level entry named `rename_from` lands as `rename_to` (docker cp to a new name). Entries with
+    // another top-level name are an error.
+    std::string rename_from, rename_to;
+    // Stop with an error once the entries' data would exceed this many bytes or this many entries. 0: the
+    // free space (blocks available to the caller) and free inodes of the destination's file system.
+    std::uint64_t max_bytes = 0;
+    std::uint64_t max_entries = 0;
+    // Moving into place merges directories into existing ones and replaces existing files (docker cp);
+    // a directory never replaces a non-directory nor the reverse (an error, checked before anything moves).
+    // Called with a message for each entry skipped as unsafe but harmless to skip (a device node).
+    std::function<void(const std::string&)> warn;
+};
+
+struct ArchiveStats {
+    std::uint64_t entries = 0; // entries written or extracted
+    std::uint64_t bytes = 0;   // file data, uncompressed
+    // sha256 (hex) of the entries in canonical form (name, type, mode, uid, gid, mtime, link target, data),
+    // independent of tar's framing: per source for write(), over the selected entries for extract().
+    // Equal trees give equal digests, whether written from disk or read back from an archive.
+    std::vector<std::string> digests;
+};
+
+// Failures are sbox::local::Error: invalid for a bad or hostile stream (with the entry's name), not_found for
+// a missing source, conflict for a directory/non-directory clash, unavailable for "no space left".
+class Archiver {
+  public:
+    virtual ~Archiver() = default;
+    // Writes a tar stream (pax) of `sources` to out_fd.
+    virtual ArchiveStats write(const std::vector<ArchiveSource>& sources, int out_fd,
+                               const WriteOptions& options) = 0;
+    // Reads a tar stream (plain, gzip, bzip2, xz or zstd: detected) from in_fd and extracts it into
+    // dest_dir_fd (see above). Reads in_fd to EOF even when nothing is selected.
+    virtual ArchiveStats extract(int in_fd, int dest_dir_fd, const ExtractOptions& options) = 0;
+};
+
+// The interface name the module answers to (sbox_module_info::get_interface).
+inline constexpr const char* kArchiverInterface = "archiver-v1";
+
+// Hands out the Archiver; called only when one is needed.
+using ArchiverSource = std::function<Archiver&()>;
+
+} // namespace sbox::local
