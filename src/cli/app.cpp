@@ -46,6 +46,7 @@ int run(std::vector<std::string> args, Registry& registry) {
     setup_ls(app, ctx);
     setup_inspect(app, ctx);
     setup_kill(app, ctx);
+    setup_cp(app, ctx);
     setup_providers(app, ctx);
     setup_version(app, ctx);
 

@@ -62,6 +62,34 @@ bool has_key(const std::vector<std::string>& env, std::string_view key) {
 
 } // namespace
 
+User become_user(const std::string& spec, bool setgroups) {
+    User user;
+    // Root, the default, needs no lookup: its home is /root whatever passwd says about it.
+    if (spec.empty())
+        user = User{0, 0, {0}, "root", "/root"};
+    else
+        user = resolve_user(spec, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"));
+    restrict_bounding_set();
+    if (setgroups) {
+        if (::setgroups(user.groups.size(), user.groups.data()) == -1) throw_errno("setgroups");
+    }
+    if (::setresgid(user.gid, user.gid, user.gid) == -1) {
+        if (errno == EINVAL)
+            throw std::invalid_argument("group " + std::to_string(user.gid) +
+                                        " is not mapped in this sandbox");
+        throw_errno("setresgid");
+    }
+    if (::setresuid(user.uid, user.uid, user.uid) == -1) {
+        if (errno == EINVAL)
+            throw std::invalid_argument("user " + std::to_string(user.uid) +
+                                        " is not mapped in this sandbox (a rootless sandbox without "
+                                        "/etc/subuid ranges has only root)");
+        throw_errno("setresuid");
+    }
+    restrict_capabilities(user.uid);
+    return user;
+}
+
 void launch(const LaunchSpec& spec) {
     int efd = spec.error_fd;
     User user;
@@ -76,32 +104,10 @@ void launch(const LaunchSpec& spec) {
             redirect(0, "/dev/null", O_RDONLY);
         }
         try {
-            // Root, the default, needs no lookup: its home is /root whatever passwd says about it.
-            if (spec.user.empty())
-                user = User{0, 0, {0}, "root", "/root"};
-            else
-                user = resolve_user(spec.user, read_or_empty("/etc/passwd"), read_or_empty("/etc/group"));
+            user = become_user(spec.user, spec.setgroups);
         } catch (const std::invalid_argument& e) {
             fail(efd, 126, e.what());
         }
-        restrict_bounding_set();
-        if (spec.setgroups) {
-            if (::setgroups(user.groups.size(), user.groups.data()) == -1) throw_errno("setgroups");
-        }
-        if (::setresgid(user.gid, user.gid, user.gid) == -1) {
-            if (errno == EINVAL)
-                fail(efd, 126, "group " + std::to_string(user.gid) + " is not mapped in this sandbox");
-            throw_errno("setresgid");
-        }
-        if (::setresuid(user.uid, user.uid, user.uid) == -1) {
-            if (errno == EINVAL)
-                fail(efd, 126,
-                     "user " + std::to_string(user.uid) +
-                         " is not mapped in this sandbox (a rootless sandbox without /etc/subuid ranges has "
-                         "only root)");
-            throw_errno("setresuid");
-        }
-        restrict_capabilities(user.uid);
         std::string cwd = spec.cwd.empty() ? user.home : spec.cwd;
         if (::chdir(cwd.c_str()) == -1) {
             if (!spec.cwd.empty())

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "local/user.hpp"
+
 namespace sbox::local {
 
 struct LaunchSpec {
@@ -23,6 +25,12 @@ struct LaunchSpec {
 };
 
 [[noreturn]] void launch(const LaunchSpec& spec);
+
+// Takes the credentials of `user` (empty: root; NAME, UID, NAME:GROUP or UID:GID), resolved against the
+// sandbox's own passwd and group (the caller is already inside the sandbox's namespaces), under the
+// restrictions of security.hpp. Throws std::invalid_argument when the user does not exist or is not mapped
+// in the sandbox, Error when a syscall fails. `setgroups`: false where the user namespace denies it.
+User become_user(const std::string& user, bool setgroups);
 
 struct LaunchFailure {
     int exit_status = 125; // 126 cannot execute, 127 not found, 125 sbox could not set up the process

@@ -4,6 +4,7 @@
 #include "local/engine.hpp"
 #include "local/trace.hpp"
 #include "providers/log.hpp"
+#include "providers/module.hpp"
 #include "providers/paths.hpp"
 
 namespace sbox {
@@ -108,6 +109,15 @@ local::CreateRequest create_request(const CreateSpec& spec) {
     return r;
 }
 
+// Archive support is a module (libsbox-archive.so), loaded only when cp or a snapshot needs it.
+local::Archiver& local_archiver() {
+    try {
+        return *static_cast<local::Archiver*>(module_interface("archive", local::kArchiverInterface));
+    } catch (const Error& e) {
+        throw local::Error(local::Error::Kind::unavailable, e.what());
+    }
+}
+
 class LocalProvider final : public Provider {
   public:
     std::string_view name() const override { return kName; }
@@ -115,7 +125,7 @@ class LocalProvider final : public Provider {
         return {Capability::exec,         Capability::exec_stdin, Capability::exec_detach,
                 Capability::exec_timeout, Capability::exec_user,  Capability::exec_cwd,
                 Capability::lifetime,     Capability::labels,     Capability::names,
-                Capability::image_dir};
+                Capability::image_dir,    Capability::copy};
     }
     bool configured(std::string&) const override { return true; }
 
@@ -149,12 +159,35 @@ class LocalProvider final : public Provider {
         });
     }
 
+    PathInfo stat_path(std::string_view id, const std::string& path, bool follow_link) override {
+        return translate([&] {
+            local::SandboxPath p = engine().stat_path(id, path, follow_link);
+            PathInfo info;
+            info.type = static_cast<PathInfo::Type>(static_cast<int>(p.type));
+            info.size = p.size;
+            info.mode = p.mode;
+            info.link_target = p.link_target;
+            return info;
+        });
+    }
+    void upload(std::string_view id, const UploadSpec& spec, int tar_fd) override {
+        translate([&] {
+            engine().copy_in(id, local::CopyIn{spec.dir, spec.user, spec.rename_from, spec.rename_to},
+                             tar_fd);
+        });
+    }
+    void download(std::string_view id, const DownloadSpec& spec, int tar_fd) override {
+        translate([&] {
+            engine().copy_out(id, local::CopyOut{spec.path, spec.archive_name, spec.follow_link}, tar_fd);
+        });
+    }
+
   private:
     // Created on first use: `sbox providers` and `sbox version` never touch the state directories.
     local::Engine& engine() {
         if (!engine_) {
             local::set_tracing(verbose());
-            engine_.emplace(local::Paths{data_dir().string(), runtime_dir().string()});
+            engine_.emplace(local::Paths{data_dir().string(), runtime_dir().string()}, &local_archiver);
         }
         return *engine_;
     }
