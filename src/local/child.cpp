@@ -2,7 +2,9 @@
 
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -32,18 +34,38 @@ void close_all_but(std::vector<int> keep) {
 
 } // namespace
 
-Child::Child(const std::function<std::string()>& body, std::vector<int> keep) {
+Child::Child(const std::function<std::string()>& body, std::vector<int> keep, const IdMap* userns) {
     int fds[2];
     check(::pipe2(fds, O_CLOEXEC), "pipe2");
     Fd read_end(fds[0]), write_end(fds[1]);
+    // The user namespace handshake: the child says "unshared", the parent writes its maps and says "mapped".
+    Fd parent_sync, child_sync;
+    if (userns) {
+        int pair[2];
+        check(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), "socketpair");
+        parent_sync.reset(pair[0]);
+        child_sync.reset(pair[1]);
+    }
     pid_ = ::fork();
     if (pid_ == -1) throw_errno("fork");
     if (pid_ == 0) {
         read_end.reset();
+        parent_sync.reset();
         keep.push_back(write_end.get());
+        if (userns) keep.push_back(child_sync.get());
         close_all_but(keep);
         int fd = write_end.get();
         try {
+            if (userns) {
+                char c = 'u';
+                check(::unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)");
+                if (::write(child_sync.get(), &c, 1) != 1 || ::read(child_sync.get(), &c, 1) != 1 || c != 'm')
+                    throw Error(Error::Kind::internal,
+                                "the user namespace of a helper process was not mapped");
+                child_sync.reset();
+                check(::setresgid(0, 0, 0), "setresgid(0)");
+                check(::setresuid(0, 0, 0), "setresuid(0)");
+            }
             std::string result = body();
             report(fd, "ok", result);
             ::_exit(0);
@@ -57,6 +79,16 @@ Child::Child(const std::function<std::string()>& body, std::vector<int> keep) {
         ::_exit(1);
     }
     report_ = std::move(read_end);
+    if (userns) {
+        child_sync.reset();
+        char c = 0;
+        if (::read(parent_sync.get(), &c, 1) == 1 && c == 'u') {
+            write_idmap(pid_, *userns); // on failure the destructor kills the child
+            c = 'm';
+            if (::write(parent_sync.get(), &c, 1) != 1) throw_errno("map a helper's user namespace");
+        }
+        // A child that died before unsharing reports why through wait().
+    }
 }
 
 Child::Child(Child&& other) noexcept

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "local/idmap.hpp"
 #include "local/system.hpp"
 
 namespace sbox::local {
@@ -18,7 +19,9 @@ class Child {
   public:
     // Forks and runs `body` in the child, which then exits. The child closes every descriptor except 0, 1, 2
     // and `keep` (the descriptors `body` uses), so that it holds no other end of the caller's pipes.
-    Child(const std::function<std::string()>& body, std::vector<int> keep);
+    // With `userns`, `body` runs as root in a fresh user namespace with that mapping (only the ids it maps
+    // exist there: files it creates get their host ids through it, and stat shows ids as it maps them).
+    Child(const std::function<std::string()>& body, std::vector<int> keep, const IdMap* userns = nullptr);
     Child(Child&& other) noexcept;
     Child& operator=(Child&&) = delete;
     // A child not waited for is killed and reaped.

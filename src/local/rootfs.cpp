@@ -82,6 +82,11 @@ void write_identity_files(int etc_upper, const std::string& hostname) {
 
 } // namespace
 
+const std::vector<std::string>& system_dir_names() {
+    static const std::vector<std::string> names(kSystemDirs.begin(), kSystemDirs.end());
+    return names;
+}
+
 std::vector<std::string> RootfsPlan::lower_paths() const {
     if (!image.empty()) return {image};
     std::vector<std::string> out;
@@ -143,26 +148,51 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
     Fd work = open_dir_at(fs.get(), "work");
     Fd lower_dir = open_dir_at(fs.get(), "lower");
 
-    // The lower layers: idmapped mounts attached below fs/lower, or the host paths themselves. They are
-    // asked for as late as possible: the host makes them while this process builds everything else.
+    // The lower layers: idmapped mounts attached below fs/lower, or the host paths themselves; then the
+    // snapshot layers. They are asked for as late as possible: the host makes them while this process
+    // builds everything else.
     std::vector<std::string> lower_paths = plan.lower_paths();
+    std::vector<Fd> layers; // the snapshot layers, top first
+    auto attach = [&](Fd mount, const std::string& name, const std::string& what) {
+        mkdir_at(lower_dir.get(), name, 0755);
+        if (::syscall(SYS_move_mount, mount.get(), "", lower_dir.get(), name.c_str(),
+                      MOVE_MOUNT_F_EMPTY_PATH) == -1) {
+            // A directory rather than a detached mount (rootless layers): used as it is.
+            if (errno == EINVAL) return mount;
+            throw_errno("attach the idmapped mount of " + what);
+        }
+        return open_dir_at(lower_dir.get(), name);
+    };
     auto attach_lowers = [&] {
-        std::vector<Fd> lowers = receive_lowers();
+        std::vector<Fd> received = receive_lowers();
+        if (received.size() < plan.layer_count)
+            throw Error(Error::Kind::internal, "the snapshot layers did not arrive");
+        size_t base_received = received.size() - plan.layer_count;
         std::vector<Fd> refs; // keep the directories open while they are named through /proc/self/fd
         for (size_t i = 0; i < lower_paths.size(); ++i) {
-            if (lowers.empty()) {
+            if (base_received == 0) {
                 refs.emplace_back(::open(lower_paths[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
                 if (!refs.back()) throw_errno("open " + lower_paths[i]);
                 continue;
             }
-            std::string name = std::to_string(i);
-            mkdir_at(lower_dir.get(), name, 0755);
-            check(::syscall(SYS_move_mount, lowers[i].get(), "", lower_dir.get(), name.c_str(),
-                            MOVE_MOUNT_F_EMPTY_PATH),
-                  "attach the idmapped mount of " + lower_paths[i]);
-            refs.push_back(open_dir_at(lower_dir.get(), name));
+            refs.push_back(attach(std::move(received[i]), std::to_string(i), lower_paths[i]));
         }
+        for (size_t i = 0; i < plan.layer_count; ++i)
+            layers.push_back(attach(std::move(received[base_received + i]), "layer" + std::to_string(i),
+                                    "snapshot layer " + std::to_string(i)));
         return refs;
+    };
+    // "L1:L2:...:" for the layers that hold `sub` ("" for their roots), top first.
+    auto layer_stack = [&](const std::string& sub) {
+        std::string out;
+        for (const auto& layer : layers) {
+            struct stat st;
+            if (!sub.empty() &&
+                !(::fstatat(layer.get(), sub.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)))
+                continue;
+            out += fd_path(layer.get()) + (sub.empty() ? "" : "/" + sub) + ":";
+        }
+        return out;
     };
     auto mount_kernel_filesystems = [&](int root) {
         std::string root_at = fd_path(root);
@@ -183,14 +213,26 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
             mkdir_at(up.get(), "etc", 0755);
             write_identity_files(open_dir_at(up.get(), "etc").get(), plan.hostname);
         }
-        mount_overlay(fd_path(lowers[0].get()), up.get(), wk.get(), root_path);
+        mount_overlay(layer_stack("") + fd_path(lowers[0].get()), up.get(), wk.get(), root_path);
         root = open_dir_at(fs.get(), "root");
         for (const auto& [name, mode] : kFreshDirs) {
             if (::fstatat(root.get(), name, &st, AT_SYMLINK_NOFOLLOW) == -1) mkdir_at(root.get(), name, mode);
         }
         mount_kernel_filesystems(root.get());
     } else {
-        mount_or_throw(root_path, root_path, nullptr, MS_BIND);
+        std::vector<Fd> lowers;
+        if (plan.layer_count == 0) {
+            mount_or_throw(root_path, root_path, nullptr, MS_BIND);
+        } else {
+            // "/" itself comes from the snapshot layers too: an overlay whose upper layer is upper/root.
+            lowers = attach_lowers();
+            mkdir_at(upper.get(), "root", 0755);
+            mkdir_at(work.get(), "root", 0755);
+            Fd up = open_dir_at(upper.get(), "root"), wk = open_dir_at(work.get(), "root");
+            std::string stack = layer_stack("");
+            stack.pop_back();
+            mount_overlay(stack, up.get(), wk.get(), root_path);
+        }
         root = open_dir_at(fs.get(), "root");
         for (const auto& [name, mode] : kFreshDirs)
             mkdir_at(root.get(), name, mode);
@@ -198,7 +240,7 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
             if (::symlinkat(target.c_str(), root.get(), name.c_str()) == -1 && errno != EEXIST)
                 throw_errno("symlink " + name);
         }
-        std::vector<std::pair<Fd, Fd>> layers; // upper and work of each system directory
+        std::vector<std::pair<Fd, Fd>> dirs; // upper and work of each system directory
         for (const std::string& name : plan.system_dirs) {
             mkdir_at(root.get(), name, 0755);
             mkdir_at(upper.get(), name, 0755);
@@ -215,13 +257,13 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
                 if (::mknodat(up.get(), rel.c_str(), S_IFCHR | 0000, 0) == -1 && errno != EEXIST)
                     throw_errno("whiteout " + hidden);
             }
-            layers.emplace_back(std::move(up), std::move(wk));
+            dirs.emplace_back(std::move(up), std::move(wk));
         }
         mount_kernel_filesystems(root.get());
-        std::vector<Fd> lowers = attach_lowers();
+        if (plan.layer_count == 0) lowers = attach_lowers();
         for (size_t i = 0; i < plan.system_dirs.size(); ++i)
-            mount_overlay(fd_path(lowers[i].get()), layers[i].first.get(), layers[i].second.get(),
-                          root_path + "/" + plan.system_dirs[i]);
+            mount_overlay(layer_stack(plan.system_dirs[i]) + fd_path(lowers[i].get()), dirs[i].first.get(),
+                          dirs[i].second.get(), root_path + "/" + plan.system_dirs[i]);
     }
     pivot_into(root.get());
     ::umask(old_umask);

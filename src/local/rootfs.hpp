@@ -9,6 +9,7 @@
 // change or delete any of them; the changes land in the upper layers only.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <utility>
@@ -19,6 +20,9 @@
 
 namespace sbox::local {
 
+// The top-level directories of the host that make up the `host` base, where they exist.
+const std::vector<std::string>& system_dir_names();
+
 struct RootfsPlan {
     std::string image;                                         // empty: the host's system directories
     std::vector<std::string> system_dirs;                      // host base: top-level names overlaid
@@ -26,6 +30,10 @@ struct RootfsPlan {
     std::vector<std::string> hidden;                           // absolute paths to hide (sbox's state)
     std::string hostname;
     bool layers_in_memory = false; // the data directory cannot hold upper layers: use a tmpfs
+    // Snapshot layers stacked between the base and the upper layers, top first (snapshot.hpp). Each is a
+    // directory laid out as the sandbox's "/"; they arrive as descriptors after the base's (see
+    // build_rootfs). With layers, the host base's "/" is an overlay too, whose upper layer is upper/root.
+    std::size_t layer_count = 0;
 
     // The host paths of the lower layers, in the order build_rootfs expects their idmapped mounts.
     std::vector<std::string> lower_paths() const;
@@ -38,6 +46,8 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
 // Builds the root filesystem in the caller's (private) mount namespace and pivots into it. `sandbox_dir`
 // is the sandbox's state directory (holding fs/), opened before the caller took the sandbox's credentials.
 // `receive_lowers` is called once, as late as possible, and returns an idmapped mount per lower_paths()
+// entry (or none, to use the host paths as they are), followed by one descriptor per snapshot layer (a
+// detached idmapped mount, or a directory).
 // entry, or nothing to use the host paths as they are.
 void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
                   const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap);

@@ -65,7 +65,9 @@ json config_json(const SandboxConfig& c) {
               {"idmap_helpers", c.idmap.use_helpers},
               {"setgroups", c.idmap.setgroups},
               {"creator", to_json(c.creator)},
-              {"ephemeral", c.ephemeral}};
+              {"ephemeral", c.ephemeral},
+              {"snapshot", c.snapshot},
+              {"layers", c.layers}};
     if (c.lifetime_ms) j["lifetime_ms"] = *c.lifetime_ms;
     if (c.expires_at) j["expires_at"] = *c.expires_at;
     return j;
@@ -90,6 +92,8 @@ SandboxConfig config_from(const json& j) {
     c.idmap.setgroups = j.value("setgroups", true);
     c.creator = process_from(j.value("creator", json::object()));
     c.ephemeral = j.value("ephemeral", false);
+    c.snapshot = j.value("snapshot", std::string());
+    c.layers = j.value("layers", std::vector<std::string>());
     return c;
 }
 

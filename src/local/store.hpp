@@ -39,6 +39,8 @@ struct SandboxConfig {
     IdMap idmap;
     ProcessId creator;      // the sbox process that is creating it
     bool ephemeral = false; // made by `run`: removed when its command ends
+    std::string snapshot;   // the snapshot it was created from (id), empty for none
+    std::vector<std::string> layers; // that snapshot's layers, top first: it and its parents (ids)
 };
 
 // Written by the monitor once the sandbox is ready.
