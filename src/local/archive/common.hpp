@@ -1,0 +1,106 @@
+// What the files of libsbox-archive.so share: libarchive handle ownership, the canonical tree digest, entry
+// name rules and the two halves of the Archiver (write.cpp, extract.cpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <nettle/sha2.h>
+
+#include "local/archive.hpp"
+#include "local/system.hpp"
+
+namespace sbox::local::archive_impl {
+
+// Data moves in chunks of this size: memory stays bounded whatever the size of a file.
+inline constexpr std::size_t kChunk = 1 << 20;
+
+struct EntryFree {
+    void operator()(archive_entry* e) const { archive_entry_free(e); }
+};
+using EntryPtr = std::unique_ptr<archive_entry, EntryFree>;
+
+struct ReadFree {
+    void operator()(archive* a) const { archive_read_free(a); }
+};
+using ReadPtr = std::unique_ptr<archive, ReadFree>;
+
+// A writer handle. Freeing a writer normally closes it, which writes the end-of-archive blocks: after a
+// failure that would turn a half-written stream into one that looks complete, so an unfinished writer is
+// marked failed first and the reader sees a truncated archive.
+class WritePtr {
+  public:
+    WritePtr() : a_(archive_write_new()) {
+        if (a_ == nullptr) throw Error(Error::Kind::internal, "libarchive: cannot allocate a writer");
+    }
+    ~WritePtr() {
+        if (!closed_) archive_write_fail(a_);
+        archive_write_free(a_);
+    }
+    WritePtr(const WritePtr&) = delete;
+    WritePtr& operator=(const WritePtr&) = delete;
+    archive* get() const { return a_; }
+    void mark_closed() { closed_ = true; }
+
+  private:
+    archive* a_;
+    bool closed_ = false;
+};
+
+// One entry as the digest sees it (archive.hpp, ArchiveStats::digests). `name` and, for hard links, `target`
+// are relative to the tree's root, in canonical form (normalize_name).
+struct CanonicalEntry {
+    std::string_view name;
+    char type = 'f'; // f regular, d directory, l symlink, h hard link, c/b character/block device, p FIFO
+    std::uint64_t perm = 0; // mode & 07777
+    std::int64_t uid = 0, gid = 0;
+    std::int64_t mtime = 0;
+    std::uint64_t mtime_nsec = 0;
+    std::uint64_t rdev_major = 0, rdev_minor = 0;
+    std::string_view target;
+    std::uint64_t size = 0; // regular files only: exactly this many bytes of data() follow
+};
+
+// sha256 over a tree's entries in canonical form; the same code on both sides, so a tree written from disk
+// and the same tree read back from an archive give the same digest.
+class TreeDigest {
+  public:
+    TreeDigest();
+    void entry(const CanonicalEntry& e);
+    void data(const void* bytes, std::size_t size);
+    std::string hex();
+
+  private:
+    void number(std::uint64_t n);
+    void string(std::string_view s);
+    sha256_ctx ctx_{};
+};
+
+// An entry name in canonical form: components joined by single slashes, without "." components, a leading
+// "./" or a trailing slash; "" is the root. Throws Error(invalid) naming `raw` for an empty, absolute or
+// ".."-containing name. `what` says which name it is ("entry", "hard link target", ...).
+std::string normalize_name(std::string_view raw, std::string_view what);
+
+// One path component: not empty, no slash, not "." or "..". Throws Error(invalid) with `what` otherwise.
+void check_component(std::string_view name, std::string_view what);
+
+// The names in a directory (without "." and ".."), in no particular order. `what` names it in errors.
+std::vector<std::string> list_dir(int dir_fd, const std::string& what);
+
+// openat2(root, path, flags) resolved strictly beneath `root`, through no symlink, magic link or mount
+// point. Returns the fd, or -1 with errno (ELOOP for a symlink on the way, ENOTDIR, EXDEV, ENOENT...).
+int open_beneath(int root, const std::string& path, int flags);
+
+// chmod of `name` in `dir_fd` that never follows a symlink there (fchmodat2 AT_SYMLINK_NOFOLLOW).
+int chmod_nofollow(int dir_fd, const std::string& name, unsigned mode);
+
+ArchiveStats write_archive(const std::vector<ArchiveSource>& sources, int out_fd,
+                           const WriteOptions& options);
+ArchiveStats extract_archive(int in_fd, int dest_dir_fd, const ExtractOptions& options);
+
+} // namespace sbox::local::archive_impl
