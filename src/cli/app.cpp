@@ -47,6 +47,8 @@ int run(std::vector<std::string> args, Registry& registry) {
     setup_inspect(app, ctx);
     setup_kill(app, ctx);
     setup_cp(app, ctx);
+    setup_snapshot(app, ctx);
+    setup_pause(app, ctx);
     setup_providers(app, ctx);
     setup_version(app, ctx);
 

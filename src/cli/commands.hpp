@@ -18,6 +18,8 @@ CLI::App* setup_ls(CLI::App& app, Context& ctx);
 CLI::App* setup_inspect(CLI::App& app, Context& ctx);
 CLI::App* setup_kill(CLI::App& app, Context& ctx);
 CLI::App* setup_cp(CLI::App& app, Context& ctx);
+CLI::App* setup_snapshot(CLI::App& app, Context& ctx);
+void setup_pause(CLI::App& app, Context& ctx);
 CLI::App* setup_providers(CLI::App& app, Context& ctx);
 CLI::App* setup_version(CLI::App& app, Context& ctx);
 

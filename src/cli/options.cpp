@@ -24,6 +24,7 @@ Env build_env(const EnvFlags& flags) {
 void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime) {
     app.add_option("--image", flags.image,
                    "What to create the sandbox from (local: a root filesystem directory)");
+    app.add_option("--snapshot", flags.snapshot, "Start from this snapshot (its id, id prefix or name)");
     app.add_option("--name", flags.name, "A name for the sandbox");
     app.add_option("-l,--label", flags.labels, "Set a label (K=V)")->allow_extra_args(false);
     if (with_lifetime)
@@ -35,6 +36,13 @@ CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provid
     if (!flags.image.empty()) {
         require(provider, Capability::image_dir, "--image");
         spec.image = flags.image;
+    }
+    if (!flags.snapshot.empty()) {
+        if (!flags.image.empty())
+            throw Error(ErrorKind::usage,
+                        "--image and --snapshot exclude each other (a snapshot brings its base)");
+        require(provider, Capability::snapshots, "--snapshot");
+        spec.snapshot = flags.snapshot;
     }
     if (!flags.name.empty()) {
         require(provider, Capability::names, "--name");

@@ -23,9 +23,10 @@ void add_env_flags(CLI::App& app, EnvFlags& flags);
 // The env file's variables, then -e's (which override them, like docker).
 Env build_env(const EnvFlags& flags);
 
-// --image, --name, -l K=V... and, for create, --timeout (the sandbox's lifetime).
+// --image | --snapshot, --name, -l K=V... and, for create, --timeout (the sandbox's lifetime).
 struct CreateFlags {
     std::string image;
+    std::string snapshot;
     std::string name;
     std::vector<std::string> labels;
     std::string lifetime;

@@ -122,6 +122,43 @@ std::string render_sandbox_table(const std::vector<SandboxInfo>& sandboxes, std:
     return render_table({"REF", "NAME", "STATUS", "IMAGE", "CREATED"}, rows);
 }
 
+nlohmann::json snapshot_json(const SnapshotInfo& info) {
+    return {{"provider", info.provider},
+            {"id", info.id},
+            {"name", info.name},
+            {"size", info.size},
+            {"created_at", info.created_at},
+            {"source", info.source},
+            {"parent", info.parent},
+            {"details", info.details}};
+}
+
+std::string human_size(std::uint64_t bytes) {
+    static const char* units[] = {"B", "kB", "MB", "GB", "TB", "PB"};
+    double value = static_cast<double>(bytes);
+    size_t unit = 0;
+    while (value >= 1000 && unit + 1 < std::size(units)) {
+        value /= 1000;
+        ++unit;
+    }
+    char buf[32];
+    if (unit == 0)
+        std::snprintf(buf, sizeof buf, "%lluB", static_cast<unsigned long long>(bytes));
+    else
+        std::snprintf(buf, sizeof buf, value < 10 ? "%.2g%s" : "%.3g%s", value, units[unit]);
+    return buf;
+}
+
+std::string render_snapshot_table(const std::vector<SnapshotInfo>& snapshots, std::int64_t now) {
+    auto cell = [](const std::string& s) { return s.empty() ? std::string("-") : s; };
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& s : snapshots)
+        rows.push_back({cell(s.name), s.id.substr(0, 12), human_size(s.size),
+                        s.created_at > 0 ? relative_time(s.created_at, now) : std::string("-"),
+                        cell(s.source)});
+    return render_table({"NAME", "ID", "SIZE", "CREATED", "SOURCE"}, rows);
+}
+
 std::string render_inspect(const SandboxInfo& info, std::int64_t now) {
     std::vector<std::pair<std::string, std::string>> lines;
     auto value = [](const std::string& s) { return s.empty() ? std::string("-") : s; };

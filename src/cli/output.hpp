@@ -16,6 +16,11 @@ namespace sbox::cli {
 // RFC 3339 UTC strings ("2024-05-01T12:00:00Z"), expires_at null when there is no lifetime, name null when
 // none.
 nlohmann::json sandbox_json(const SandboxInfo& info);
+nlohmann::json snapshot_json(const SnapshotInfo& info);
+// Bytes as docker shows them: "0B", "532B", "12.3kB", "1.5GB" (decimal units).
+std::string human_size(std::uint64_t bytes);
+// The `sbox snapshot ls` table: NAME ID SIZE CREATED SOURCE (the id shortened to 12 characters).
+std::string render_snapshot_table(const std::vector<SnapshotInfo>& snapshots, std::int64_t now);
 
 // {"error":{"kind":…,"message":…,"provider":…}}, provider null when empty.
 nlohmann::json error_json(std::string_view kind, std::string_view message, std::string_view provider);

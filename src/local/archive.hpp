@@ -53,7 +53,8 @@ struct ExtractOptions {
     // (xattr user.overlay.opaque = "y"), the inverse of WriteOptions::overlay.
     bool overlay = false;
     // Only entries below this prefix ("layers/ab12.../") are extracted, with the prefix removed; other
-    // entries are skipped (their data still read). Empty: every entry.
+    // entries are skipped (their data still read). Empty: every entry. Without a trailing slash
+    // ("manifest.json") it selects that one file, extracted under its last component.
     std::string select_prefix;
     // The top-level entry named `rename_from` lands as `rename_to` (docker cp to a new name). Entries with
     // another top-level name are an error.

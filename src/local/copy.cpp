@@ -109,7 +109,8 @@ std::string in_sandbox(const SandboxState& state, const std::string& user, Role 
 SandboxState Engine::running_sandbox(std::string_view id_or_name) const {
     auto state = store_.find(id_or_name);
     if (!state) throw Error(Error::Kind::not_found, "no sandbox '" + std::string(id_or_name) + "'");
-    if (state->status != Status::running || !state->runtime)
+    // A paused sandbox can be copied from and to: the worker joins it after its processes were stopped.
+    if ((state->status != Status::running && state->status != Status::paused) || !state->runtime)
         throw Error(Error::Kind::conflict, "sandbox " + state->config.id + " is not running (" +
                                                std::string(to_string(state->status)) +
                                                "); remove it with sbox kill");

@@ -216,6 +216,33 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
             }
         }
         started.base_idmapped = !lowers.empty();
+        // The snapshot layers, after the base's: as root, idmapped mounts that show the store's ids
+        // (kStoreIdBase + N) as the sandbox's (its slot + N); rootless, the directories as they are.
+        if (!plan.layer_paths.empty()) {
+            Fd store_userns;
+            if (!config.rootless) {
+                IdMap shift;
+                shift.uids = {{kStoreIdBase, config.idmap.root_uid(), kRangeSize}};
+                shift.gids = {{kStoreIdBase, config.idmap.root_gid(), kRangeSize}};
+                store_userns = make_userns(shift);
+            }
+            for (const auto& path : plan.layer_paths) {
+                if (config.rootless) {
+                    Fd dir(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+                    if (!dir) throw_errno("open the snapshot layer " + path);
+                    lowers.push_back(std::move(dir));
+                    continue;
+                }
+                std::string why;
+                Fd mnt = make_idmapped_mount(path, store_userns.get(), why);
+                if (!mnt)
+                    throw Error(Error::Kind::unavailable,
+                                "cannot stack the snapshot's layers: " + why +
+                                    " (as root, snapshots need a data directory whose file system supports "
+                                    "idmapped mounts)");
+                lowers.push_back(std::move(mnt));
+            }
+        }
         std::vector<int> fds;
         for (const auto& l : lowers)
             fds.push_back(l.get());
@@ -247,6 +274,9 @@ SupervisorPlan supervisor_plan(const Store& store, const SandboxConfig& config) 
     plan.sandbox_dir = store.sandbox_dir(config.id);
     plan.owner_must_join = config.rootless;
     if (config.lifetime_ms) plan.lifetime = std::chrono::milliseconds(*config.lifetime_ms);
+    for (const auto& layer : config.layers)
+        plan.layer_paths.push_back(snapshot_layer_dir(store.paths(), layer));
+    plan.rootfs.layer_count = plan.layer_paths.size();
     return plan;
 }
 
@@ -370,6 +400,20 @@ SandboxConfig Engine::register_sandbox(const CreateRequest& request, bool epheme
     config.image = request.image;
     config.labels = request.labels;
     config.env = request.env;
+    if (!request.snapshot.empty()) {
+        if (!request.image.empty())
+            throw Error(Error::Kind::invalid, "--snapshot and --image exclude each other: a snapshot brings "
+                                              "the base it was taken on");
+        auto snapshot = find_snapshot(request.snapshot);
+        if (!snapshot)
+            throw Error(Error::Kind::not_found,
+                        "no snapshot '" + request.snapshot + "' (see sbox snapshot ls)");
+        config.snapshot = snapshot->id;
+        config.layers = snapshot_chain(*snapshot);
+        config.image = snapshot->image;
+        config.env = snapshot->env;
+        merge_env(config.env, request.env);
+    }
     config.created_at = unix_now();
     if (request.lifetime) {
         config.lifetime_ms = request.lifetime->count();
@@ -493,6 +537,9 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
                                                 std::string(to_string(state->status)) +
                                                 "); remove it with sbox kill");
     };
+    if (state->status == Status::paused)
+        throw Error(Error::Kind::conflict, "sandbox " + state->config.id +
+                                               " is paused; resume it with sbox resume " + state->config.id);
     if (state->status != Status::running) throw not_running();
     Fd supervisor = open_pidfd(state->runtime->supervisor);
     if (!supervisor) throw not_running();

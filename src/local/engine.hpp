@@ -110,6 +110,8 @@ class Engine {
     SnapshotRecord import_snapshot(int in_fd);
 
   private:
+    // The ids of `snapshot`'s layers, top first: it, its parent, and so on.
+    std::vector<std::string> snapshot_chain(const SnapshotRecord& snapshot) const;
     Archiver& archiver();
     SandboxState running_sandbox(std::string_view id_or_name) const;
     SandboxConfig register_sandbox(const CreateRequest& request, bool ephemeral);

@@ -1,4 +1,5 @@
 #include "local/idmap.hpp"
+#include "local/namespaces.hpp"
 
 #include <fcntl.h>
 #include <linux/mount.h>
@@ -189,6 +190,41 @@ bool run_as_mapped_root(const IdMap& map, const std::function<bool()>& fn) {
     while (::waitpid(child, &status, 0) == -1 && errno == EINTR) {
     }
     return ok && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+} // namespace sbox::local
+
+namespace sbox::local {
+
+Fd make_userns(const IdMap& map) {
+    int fds[2];
+    check(::pipe2(fds, O_CLOEXEC), "pipe2");
+    Fd hold(fds[0]), release(fds[1]);
+    Fd pidfd;
+    pid_t pid = clone_into_namespaces(CLONE_NEWUSER, pidfd);
+    if (pid == 0) {
+        // Holds the namespace until the parent has opened it.
+        char c;
+        release.reset();
+        (void)::read(hold.get(), &c, 1);
+        ::_exit(0);
+    }
+    hold.reset();
+    auto reap = [&] {
+        release.reset();
+        while (::waitpid(pid, nullptr, 0) == -1 && errno == EINTR) {
+        }
+    };
+    try {
+        write_idmap(pid, map);
+        Fd ns(::open(("/proc/" + std::to_string(pid) + "/ns/user").c_str(), O_RDONLY | O_CLOEXEC));
+        if (!ns) throw_errno("open a user namespace");
+        reap();
+        return ns;
+    } catch (...) {
+        reap();
+        throw;
+    }
 }
 
 } // namespace sbox::local

@@ -56,6 +56,10 @@ void write_idmap(pid_t pid, const IdMap& map);
 // idmapped mounts; returns an empty Fd (and sets `why`) when the kernel or filesystem refuses.
 Fd make_idmapped_mount(const std::string& path, int userns_fd, std::string& why);
 
+// A user namespace with `map` (written by this process, so as root any mapping), held by the returned fd:
+// the userns of an idmapped mount.
+Fd make_userns(const IdMap& map);
+
 // Runs `fn` in a forked child that holds a fresh user namespace with `map`, as root there: used to remove
 // files the sandbox created under subordinate ids the calling user cannot touch on its own.
 // Returns fn's result (or false when the child failed).

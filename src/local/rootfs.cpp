@@ -135,7 +135,7 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
     return plan;
 }
 
-void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
+Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
                   const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap) {
     mode_t old_umask = ::umask(0);
     make_mounts_private();
@@ -267,6 +267,7 @@ void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
     }
     pivot_into(root.get());
     ::umask(old_umask);
+    return fs;
 }
 
 } // namespace sbox::local

@@ -49,7 +49,9 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
 // entry (or none, to use the host paths as they are), followed by one descriptor per snapshot layer (a
 // detached idmapped mount, or a directory).
 // entry, or nothing to use the host paths as they are.
-void build_rootfs(const RootfsPlan& plan, int sandbox_dir,
+// Returns the directory holding the writable layers (fs/, a tmpfs with layers_in_memory), which the
+// supervisor keeps open so that a snapshot can read them.
+Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
                   const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap);
 
 } // namespace sbox::local

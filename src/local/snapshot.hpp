@@ -34,4 +34,8 @@ struct SnapshotRecord {
 // On-disk ids of a snapshot layer stored by root: uid N inside the sandbox is kStoreIdBase + N.
 constexpr unsigned kStoreIdBase = kSlotBase - kRangeSize;
 
+struct Paths;
+// <data>/snapshots/<id>/layer: the directory a sandbox created from the snapshot stacks.
+std::string snapshot_layer_dir(const Paths& paths, const std::string& id);
+
 } // namespace sbox::local

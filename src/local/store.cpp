@@ -146,6 +146,8 @@ std::string_view to_string(Status status) {
         return "exited";
     case Status::failed:
         return "failed";
+    case Status::paused:
+        return "paused";
     }
     return "unknown";
 }
@@ -179,6 +181,17 @@ std::string Store::fs_dir(std::string_view id) const {
 std::string Store::runtime_file(std::string_view id) const {
     return paths_.runtime + "/sandboxes/" + std::string(id) + ".json";
 }
+std::string Store::paused_file(std::string_view id) const {
+    return paths_.runtime + "/sandboxes/" + std::string(id) + ".paused";
+}
+
+void Store::set_paused(std::string_view id, bool paused) const {
+    if (paused)
+        write_file_atomic(paused_file(id), "", 0600);
+    else if (::unlink(paused_file(id).c_str()) == -1 && errno != ENOENT)
+        throw_errno("unlink " + paused_file(id));
+}
+
 std::string Store::exit_file(std::string_view id) const {
     return paths_.runtime + "/sandboxes/" + std::string(id) + ".exit";
 }
@@ -193,7 +206,9 @@ std::optional<SandboxState> Store::load(std::string_view id) const {
             json j = json::parse(*rt);
             s.runtime = RuntimeState{process_from(j.at("supervisor")), process_from(j.at("monitor")),
                                      j.value("started_at", std::int64_t{0}), j.value("base_idmapped", false),
-                                     j.value("layers_in_memory", false)};
+                                     j.value("layers_in_memory", false), j.value("cgroup", ""),
+                                     static_cast<CgroupVersion>(j.value("cgroup_version", 0))};
+            if (s.runtime->cgroup.empty()) s.runtime->cgroup_version = CgroupVersion::none;
         }
         if (auto ex = try_read(exit_file(id))) {
             json j = json::parse(*ex);
@@ -202,9 +217,12 @@ std::optional<SandboxState> Store::load(std::string_view id) const {
     } catch (const json::exception& e) {
         throw Error(Error::Kind::internal, "corrupt state of sandbox " + std::string(id) + ": " + e.what());
     }
-    if (s.runtime)
+    if (s.runtime) {
         s.status = alive(s.runtime->supervisor) ? Status::running : Status::exited;
-    else
+        struct stat st;
+        if (s.status == Status::running && ::stat(paused_file(id).c_str(), &st) == 0)
+            s.status = Status::paused;
+    } else
         s.status = alive(s.config.creator) ? Status::creating : Status::failed;
     return s;
 }
@@ -321,6 +339,10 @@ void Store::write_runtime(std::string_view id, const RuntimeState& rt) const {
               {"started_at", rt.started_at},
               {"base_idmapped", rt.base_idmapped},
               {"layers_in_memory", rt.layers_in_memory}};
+    if (!rt.cgroup.empty()) {
+        j["cgroup"] = rt.cgroup;
+        j["cgroup_version"] = static_cast<int>(rt.cgroup_version);
+    }
     write_file_atomic(runtime_file(id), j.dump(), 0600);
 }
 
@@ -338,6 +360,7 @@ std::string Store::detach(std::string_view id) const {
     }
     ::unlink(runtime_file(id).c_str());
     ::unlink(exit_file(id).c_str());
+    ::unlink(paused_file(id).c_str());
     return trash;
 }
 

@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "local/cgroups.hpp"
 #include "local/idmap.hpp"
 #include "local/namespaces.hpp"
 #include "local/system.hpp"
@@ -37,9 +38,9 @@ struct SandboxConfig {
     bool rootless = false;
     unsigned slot = 0; // root only: which host id range
     IdMap idmap;
-    ProcessId creator;      // the sbox process that is creating it
-    bool ephemeral = false; // made by `run`: removed when its command ends
-    std::string snapshot;   // the snapshot it was created from (id), empty for none
+    ProcessId creator;               // the sbox process that is creating it
+    bool ephemeral = false;          // made by `run`: removed when its command ends
+    std::string snapshot;            // the snapshot it was created from (id), empty for none
     std::vector<std::string> layers; // that snapshot's layers, top first: it and its parents (ids)
 };
 
@@ -50,6 +51,10 @@ struct RuntimeState {
     std::int64_t started_at = 0;
     bool base_idmapped = false;    // root inside owns the base's files (idmapped lower layers)
     bool layers_in_memory = false; // the data directory cannot hold overlay upper layers: a tmpfs does
+    // The sandbox's cgroup (cgroups.hpp), which holds every process of it and freezes them for pause; none:
+    // pause stops them with signals instead.
+    std::string cgroup;
+    CgroupVersion cgroup_version = CgroupVersion::none;
 };
 
 // Written by the monitor when the supervisor ended unexpectedly.
@@ -59,7 +64,8 @@ struct ExitState {
     std::int64_t at = 0;
 };
 
-enum class Status { creating, running, exited, failed };
+// paused: running, with every process of the sandbox stopped (Engine::pause).
+enum class Status { creating, running, exited, failed, paused };
 std::string_view to_string(Status status);
 
 struct SandboxState {
@@ -104,6 +110,8 @@ class Store {
     // write_runtime, under the lock, unless the sandbox was removed meanwhile (then false).
     bool write_runtime_if_present(std::string_view id, const RuntimeState& runtime) const;
     void write_exit(std::string_view id, const ExitState& exit) const;
+    // Marks a running sandbox as paused, or not. Call under lock().
+    void set_paused(std::string_view id, bool paused) const;
     // Removes every file of the sandbox: its records under the lock, then its layers. Files the sandbox
     // created under subordinate ids are removed from inside a user namespace with the sandbox's mapping.
     void remove(const SandboxConfig& config) const;
@@ -117,6 +125,7 @@ class Store {
   private:
     std::string runtime_file(std::string_view id) const;
     std::string exit_file(std::string_view id) const;
+    std::string paused_file(std::string_view id) const;
     Paths paths_;
 };
 

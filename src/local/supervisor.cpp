@@ -121,7 +121,7 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         if (plan.idmap.setgroups) check(::setgroups(0, nullptr), "setgroups");
 
         trace("supervisor: credentials set");
-        build_rootfs(
+        Fd layers = build_rootfs(
             plan.rootfs, sandbox_dir.get(),
             [&] {
                 std::vector<Fd> lowers;
@@ -133,7 +133,9 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         sandbox_dir.reset();
         check(::sethostname(plan.rootfs.hostname.data(), plan.rootfs.hostname.size()), "sethostname");
         bring_up_loopback();
-        close_all_but({sync, keep});
+        check(::dup3(layers.get(), kLayersFd, O_CLOEXEC), "dup3 the layers' directory");
+        layers.reset();
+        close_all_but({sync, keep, kLayersFd});
     } catch (const std::exception& e) {
         send_text(sync, std::string("error\t") + e.what());
         ::_exit(1);

@@ -16,14 +16,19 @@
 
 namespace sbox::local {
 
+// The supervisor holds its sandbox's writable layers (fs/) open on this descriptor, for snapshots
+// (/proc/PID/fd/kLayersFd).
+constexpr int kLayersFd = 1000;
+
 struct SupervisorPlan {
     RootfsPlan rootfs;
     IdMap idmap;
     std::string sandbox_dir; // the sandbox's state directory on the host
     std::optional<std::chrono::milliseconds> lifetime;
-    std::optional<LaunchSpec> command; // `run`: the command, whose end ends the sandbox
-    bool die_with_parent = false;      // `run` in the foreground: the sandbox dies with the sbox process
-    bool owner_must_join = false;      // rootless: stay dumpable so the owner's `exec` may setns
+    std::optional<LaunchSpec> command;    // `run`: the command, whose end ends the sandbox
+    bool die_with_parent = false;         // `run` in the foreground: the sandbox dies with the sbox process
+    bool owner_must_join = false;         // rootless: stay dumpable so the owner's `exec` may setns
+    std::vector<std::string> layer_paths; // host side: the snapshot layers' directories, top first
 };
 
 // The conversation between the sbox process that started the sandbox and its supervisor, over a

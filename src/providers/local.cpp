@@ -87,6 +87,21 @@ SandboxInfo info_of(const local::SandboxState& s) {
     return info;
 }
 
+SnapshotInfo snapshot_info(const local::SnapshotRecord& r) {
+    SnapshotInfo info;
+    info.provider = kName;
+    info.id = r.id;
+    info.name = r.name;
+    info.size = r.size;
+    info.created_at = r.created_at;
+    info.source = r.source.empty() ? std::string() : std::string(kName) + "/" + r.source;
+    info.parent = r.parent;
+    info.details["entries"] = r.entries;
+    info.details["image"] = r.image.empty() ? "host" : r.image;
+    info.details["env"] = r.env;
+    return info;
+}
+
 local::ExecRequest exec_request(const ExecSpec& spec) {
     local::ExecRequest r;
     r.argv = spec.argv;
@@ -106,6 +121,7 @@ local::CreateRequest create_request(const CreateSpec& spec) {
     r.labels = spec.labels;
     r.env = env_strings(spec.env);
     r.lifetime = spec.lifetime;
+    r.snapshot = spec.snapshot;
     return r;
 }
 
@@ -122,10 +138,11 @@ class LocalProvider final : public Provider {
   public:
     std::string_view name() const override { return kName; }
     Capabilities capabilities() const override {
-        return {Capability::exec,         Capability::exec_stdin, Capability::exec_detach,
-                Capability::exec_timeout, Capability::exec_user,  Capability::exec_cwd,
-                Capability::lifetime,     Capability::labels,     Capability::names,
-                Capability::image_dir,    Capability::copy};
+        return {Capability::exec,           Capability::exec_stdin, Capability::exec_detach,
+                Capability::exec_timeout,   Capability::exec_user,  Capability::exec_cwd,
+                Capability::lifetime,       Capability::labels,     Capability::names,
+                Capability::image_dir,      Capability::copy,       Capability::snapshots,
+                Capability::snapshot_files, Capability::pause};
     }
     bool configured(std::string&) const override { return true; }
 
@@ -180,6 +197,40 @@ class LocalProvider final : public Provider {
         translate([&] {
             engine().copy_out(id, local::CopyOut{spec.path, spec.archive_name, spec.follow_link}, tar_fd);
         });
+    }
+
+    SnapshotInfo create_snapshot(std::string_view id, const std::string& name) override {
+        return translate([&] { return snapshot_info(engine().create_snapshot(id, name)); });
+    }
+    std::vector<SnapshotInfo> list_snapshots() override {
+        return translate([&] {
+            std::vector<SnapshotInfo> out;
+            for (const auto& r : engine().list_snapshots())
+                out.push_back(snapshot_info(r));
+            return out;
+        });
+    }
+    std::optional<SnapshotInfo> get_snapshot(std::string_view ref) override {
+        return translate([&]() -> std::optional<SnapshotInfo> {
+            if (auto r = engine().find_snapshot(ref)) return snapshot_info(*r);
+            return std::nullopt;
+        });
+    }
+    void delete_snapshot(std::string_view id) override {
+        translate([&] { engine().remove_snapshot(id); });
+    }
+    void export_snapshot(std::string_view id, int out_fd) override {
+        translate([&] { engine().export_snapshot(id, out_fd); });
+    }
+    SnapshotInfo import_snapshot(int in_fd) override {
+        return translate([&] { return snapshot_info(engine().import_snapshot(in_fd)); });
+    }
+
+    void pause(std::string_view id) override {
+        translate([&] { engine().pause(id); });
+    }
+    void resume(std::string_view id) override {
+        translate([&] { engine().resume(id); });
     }
 
   private:

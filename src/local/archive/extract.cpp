@@ -181,6 +181,12 @@ class Extractor {
     // Removes the selection prefix; false for entries outside it and for its root.
     bool strip_prefix(std::string& name) const {
         if (prefix_.empty()) return !name.empty();
+        // A prefix without a trailing slash names one file, which lands under its last component.
+        if (options_.select_prefix.back() != '/') {
+            if (name != prefix_) return false;
+            name = name.substr(name.rfind('/') + 1);
+            return true;
+        }
         if (name.size() <= prefix_.size() || name.compare(0, prefix_.size(), prefix_) != 0 ||
             name[prefix_.size()] != '/')
             return false;
