@@ -82,7 +82,15 @@ class Extractor {
         for (;;) {
             archive_entry* e = nullptr;
             int rc = archive_read_next_header(a_, &e);
-            if (rc == ARCHIVE_EOF) break;
+            if (rc == ARCHIVE_EOF) {
+                // libarchive also ends quietly when the stream stops exactly between two entries: only the
+                // end-of-archive blocks (consumed past the last header position) tell a complete stream from
+                // one cut there, e.g. by a writer that died.
+                if (archive_filter_bytes(a_, 0) <= archive_read_header_position(a_))
+                    throw Error(Error::Kind::invalid, "the archive is truncated or corrupt: it ends without "
+                                                      "tar's end-of-archive blocks");
+                break;
+            }
             if (rc == ARCHIVE_WARN)
                 warn(std::string("libarchive: ") + message()); // e.g. a name not in the locale's charset
             else if (rc != ARCHIVE_OK)
