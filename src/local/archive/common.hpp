@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <locale.h>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,8 +18,10 @@
 
 namespace sbox::local::archive_impl {
 
-// Data moves in chunks of this size: memory stays bounded whatever the size of a file.
+// The input is read in blocks of kChunk; file data moves in slices of kSlice, small enough to stay in the CPU
+// cache between the digest and the copy. Memory stays bounded whatever the size of a file.
 inline constexpr std::size_t kChunk = 1 << 20;
+inline constexpr std::size_t kSlice = 256 << 10;
 
 struct EntryFree {
     void operator()(archive_entry* e) const { archive_entry_free(e); }
@@ -50,6 +53,29 @@ class WritePtr {
   private:
     archive* a_;
     bool closed_ = false;
+};
+
+// Names in tar headers are bytes; libarchive converts pax's UTF-8 names from and to the current locale's
+// charset, and in the C locale (sbox never calls setlocale) every non-ASCII name fails that conversion:
+// warnings when reading, and a "hdrcharset" record per entry when writing, on which GNU tar comments. While
+// an archive object exists, its thread runs in C.UTF-8 instead (when the C library has it): UTF-8 names pass
+// through unchanged, and any other bytes are still kept as they are (libarchive falls back to them).
+class Utf8Locale {
+  public:
+    Utf8Locale() : locale_(::newlocale(LC_ALL_MASK, "C.UTF-8", nullptr)) {
+        if (locale_ != nullptr) old_ = ::uselocale(locale_);
+    }
+    ~Utf8Locale() {
+        if (locale_ == nullptr) return;
+        ::uselocale(old_);
+        ::freelocale(locale_);
+    }
+    Utf8Locale(const Utf8Locale&) = delete;
+    Utf8Locale& operator=(const Utf8Locale&) = delete;
+
+  private:
+    locale_t locale_;
+    locale_t old_ = nullptr;
 };
 
 // One entry as the digest sees it (archive.hpp, ArchiveStats::digests). `name` and, for hard links, `target`

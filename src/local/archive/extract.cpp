@@ -75,7 +75,7 @@ class Extractor {
     Extractor(archive* a, Source& source, int staging_fd, const ExtractOptions& options, std::string prefix,
               Limits limits)
         : a_(a), source_(source), staging_(staging_fd), options_(options), prefix_(std::move(prefix)),
-          limits_(limits), buf_(kChunk) {}
+          limits_(limits) {}
 
     // Extracts every entry into the staging directory, then reads the input to its end.
     void run() {
@@ -100,7 +100,7 @@ class Extractor {
         // The writer may still have bytes after the end-of-archive blocks (block padding, compressed
         // trailers): take them, so it never sees a broken pipe.
         for (;;) {
-            ssize_t n = ::read(source_.fd, buf_.data(), buf_.size());
+            ssize_t n = ::read(source_.fd, source_.buf.data(), source_.buf.size());
             if (n == 0) break;
             if (n < 0 && errno != EINTR) throw_errno("read the archive");
         }
@@ -288,28 +288,65 @@ class Extractor {
         ++stats.entries;
     }
 
-    // The entry's data, in chunks: into `fd` (when >= 0, counted against the limit before each chunk is
-    // written) and into the digest.
+    // The entry's data, block by block as libarchive holds it (no copy): into `fd` when >= 0, checked
+    // against the limit before each slice is written, and into the digest. The holes of a sparse entry
+    // stay holes on disk and count as the zeros they read back as.
     void copy_data(int fd, const std::string& name, std::uint64_t size) {
         if (fd >= 0 && size > limits_.bytes - stats.bytes) too_much(true); // the header already says so
-        std::uint64_t seen = 0;
+        std::uint64_t pos = 0;
         for (;;) {
-            la_ssize_t n = archive_read_data(a_, buf_.data(), buf_.size());
-            if (n < 0) fail_read();
-            if (n == 0) break;
-            auto len = static_cast<std::size_t>(n);
-            if (fd >= 0) {
-                if (len > limits_.bytes - stats.bytes) too_much(true);
-                if (!write_all(fd, std::string_view(buf_.data(), len))) fail_write("write", name);
-                stats.bytes += len;
+            const void* block = nullptr;
+            std::size_t len = 0;
+            la_int64_t offset = 0;
+            int rc = archive_read_data_block(a_, &block, &len, &offset);
+            if (rc == ARCHIVE_EOF) break;
+            if (rc != ARCHIVE_OK) fail_read();
+            if (offset < 0 || static_cast<std::uint64_t>(offset) < pos || len > size ||
+                static_cast<std::uint64_t>(offset) > size - len)
+                throw Error(Error::Kind::invalid,
+                            "the archive is truncated or corrupt: the data of " + name + " is out of order");
+            hole(fd, static_cast<std::uint64_t>(offset) - pos);
+            pos = static_cast<std::uint64_t>(offset);
+            const char* data = static_cast<const char*>(block);
+            // Slices small enough to stay in the CPU cache from the digest to the copy into the file.
+            for (std::size_t done = 0; done < len;) {
+                std::size_t n = std::min(kSlice, len - done);
+                if (fd >= 0) {
+                    if (n > limits_.bytes - stats.bytes) too_much(true);
+                    if (!pwrite_all(fd, data + done, n, pos)) fail_write("write", name);
+                    stats.bytes += n;
+                }
+                digest.data(data + done, n);
+                done += n;
+                pos += n;
             }
-            digest.data(buf_.data(), len);
-            seen += len;
         }
-        if (seen != size)
-            throw Error(Error::Kind::invalid, "the archive is truncated or corrupt: " + name + " has " +
-                                                  std::to_string(seen) + " bytes of data, its header says " +
-                                                  std::to_string(size));
+        if (pos < size) { // a sparse entry ending in a hole
+            hole(fd, size - pos);
+            if (fd >= 0 && ::ftruncate(fd, static_cast<off_t>(size)) != 0) fail_write("write", name);
+        }
+    }
+    void hole(int fd, std::uint64_t length) {
+        static const std::vector<char> zeros(kSlice);
+        if (fd >= 0) stats.bytes += length;
+        for (; length > 0;) {
+            std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(length, zeros.size()));
+            digest.data(zeros.data(), n);
+            length -= n;
+        }
+    }
+    static bool pwrite_all(int fd, const char* data, std::size_t size, std::uint64_t offset) {
+        while (size > 0) {
+            ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+            if (n < 0) {
+                if (errno == EINTR) continue;
+                return false;
+            }
+            data += n;
+            size -= static_cast<std::size_t>(n);
+            offset += static_cast<std::uint64_t>(n);
+        }
+        return true;
     }
 
     // Owner, mode and times of a non-directory that cannot be opened (FIFO, whiteout): never through a
@@ -532,7 +569,6 @@ class Extractor {
     const ExtractOptions& options_;
     std::string prefix_; // select_prefix in canonical form (no trailing slash); "" selects everything
     Limits limits_;
-    std::vector<char> buf_;
     std::map<std::string, DirMeta> dirs_; // every directory made, by its path below the staging directory
     Fd parent_;
     std::string parent_path_;
@@ -552,6 +588,7 @@ ArchiveStats extract_archive(int in_fd, int dest_dir_fd, const ExtractOptions& o
                              : normalize_name(options.select_prefix, "select_prefix");
     Limits limits = limits_for(dest_dir_fd, options);
 
+    Utf8Locale utf8;
     Source source; // before the reader, whose callback uses it
     source.fd = in_fd;
     ReadPtr reader(archive_read_new());

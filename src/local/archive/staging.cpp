@@ -80,10 +80,20 @@ void merge(int src, int dst, const std::string& rel) {
         check(::fstatat(src, name.c_str(), &s, AT_SYMLINK_NOFOLLOW), "stat the extracted " + path);
         if (::fstatat(dst, name.c_str(), &d, AT_SYMLINK_NOFOLLOW) != 0) {
             if (errno != ENOENT) throw_errno("stat " + path + " in the destination");
+            // Moving a directory to another parent rewrites its ".." entry, which takes write permission on
+            // it: a read-only one is opened up for the move and closed again through an fd (the same inode
+            // wherever it is then).
+            Fd read_only;
+            auto perm = static_cast<mode_t>(s.st_mode & 07777);
+            if (S_ISDIR(s.st_mode) && (perm & S_IWUSR) == 0) {
+                read_only = open_dir_nofollow(src, name, "the extracted " + path);
+                check(::fchmod(read_only.get(), perm | S_IWUSR), "chmod the extracted " + path);
+            }
             // NOREPLACE: should something appear there since the check, fail rather than clobber it.
             int rc = ::renameat2(src, name.c_str(), dst, name.c_str(), RENAME_NOREPLACE);
             if (rc != 0 && errno == EINVAL) rc = ::renameat(src, name.c_str(), dst, name.c_str());
             check(rc, "move " + path + " into place");
+            if (read_only) check(::fchmod(read_only.get(), perm), "chmod " + path);
             continue;
         }
         if (S_ISDIR(s.st_mode) && S_ISDIR(d.st_mode)) {

@@ -163,15 +163,13 @@ bool is_opaque(int dir_fd, const std::string& path) {
 
 class Writer {
   public:
-    Writer(int out_fd, const WriteOptions& options) : options_(options), buf_(kChunk) {
+    Writer(int out_fd, const WriteOptions& options) : options_(options), buf_(kSlice) {
         sink_.fd = out_fd;
         entry_.reset(archive_entry_new());
         if (!entry_) throw Error(Error::Kind::internal, "libarchive: cannot allocate an entry");
         archive* a = a_.get();
         // Full pax, not pax_restricted: the restricted variant drops the nanoseconds of mtime.
         setup(archive_write_set_format_pax(a), "select the pax format");
-        // Names are bytes, whatever the locale: no charset conversion that could mangle or refuse them.
-        setup(archive_write_set_format_option(a, "pax", "hdrcharset", "BINARY"), "set hdrcharset");
         if (options.zstd) {
             setup(archive_write_add_filter_zstd(a), "add zstd compression");
             if (archive_write_set_filter_option(a, "zstd", "compression-level",
@@ -197,8 +195,8 @@ class Writer {
         c.mtime = now.tv_sec;
         c.size = content.size();
         put(nullptr, path, c, {});
-        for (std::size_t off = 0; off < content.size(); off += kChunk) {
-            std::size_t n = std::min(kChunk, content.size() - off);
+        for (std::size_t off = 0; off < content.size(); off += kSlice) {
+            std::size_t n = std::min(kSlice, content.size() - off);
             write_data(content.data() + off, n, path);
         }
         stats_.bytes += content.size();
@@ -338,7 +336,8 @@ class Writer {
         archive_entry_set_gid(e, c.gid);
         archive_entry_set_mtime(e, c.mtime, static_cast<long>(c.mtime_nsec));
         archive_entry_set_size(e, static_cast<la_int64_t>(c.size));
-        if (archive_write_header(a_.get(), e) != ARCHIVE_OK) fail("writing the header of " + path);
+        // ARCHIVE_WARN: a name not in UTF-8, written as the bytes it is (pax hdrcharset=BINARY).
+        if (archive_write_header(a_.get(), e) < ARCHIVE_WARN) fail("writing the header of " + path);
         if (digest != nullptr) digest->entry(c);
         ++stats_.entries;
     }
@@ -482,6 +481,7 @@ class Writer {
 ArchiveStats write_archive(const std::vector<ArchiveSource>& sources, int out_fd,
                            const WriteOptions& options) {
     SigpipeBlock block; // outlives the writer, whose destruction may still write
+    Utf8Locale utf8;
     Writer writer(out_fd, options);
     for (const auto& [name, content] : options.files)
         writer.add_file(name, content);
