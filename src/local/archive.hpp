@@ -10,6 +10,14 @@
 // streams are refused or neutralised; every path is resolved beneath the destination without following any
 // symlink (openat2 RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); and everything lands in a hidden staging
 // directory first, moved into place only once the whole stream was read, so a failure leaves nothing behind.
+//
+// Details of writing: entries in sorted name order, a directory before its contents, so equal trees give
+// equal streams (pax, numeric ids only, mtimes with nanoseconds, no xattrs). A directory that is a mount
+// point below the source is written without its contents; sockets are left out; a regular file with more
+// than one link becomes a hard link to the first name written for it (within one source).
+// Details of extracting: a stream that ends without tar's end-of-archive blocks counts as truncated. Merging
+// leaves an existing directory's mode and owner as they were; a directory of the archive that would merge
+// into a mount point below the destination is a conflict (rename(2) cannot move its entries there).
 #pragma once
 
 #include <cstdint>
@@ -39,7 +47,8 @@ struct WriteOptions {
     // Added to every uid and gid before it is written; an id that ends outside 0..65535 is an error naming
     // the file (snapshots store ids relative to the sandbox).
     std::int64_t id_shift = 0;
-    // Small files written before the sources, in this order (a snapshot's manifest.json).
+    // Small files written before the sources, in this order (a snapshot's manifest.json): mode 0644, uid and
+    // gid 0 (id_shift does not apply), mtime now.
     std::vector<std::pair<std::string, std::string>> files;
 };
 
@@ -70,11 +79,26 @@ struct ExtractOptions {
 };
 
 struct ArchiveStats {
-    std::uint64_t entries = 0; // entries written or extracted
-    std::uint64_t bytes = 0;   // file data, uncompressed
+    // Entries written (files and sources' roots included), or extracted (without the skipped ones).
+    std::uint64_t entries = 0;
+    std::uint64_t bytes = 0; // file data, uncompressed
     // sha256 (hex) of the entries in canonical form (name, type, mode, uid, gid, mtime, link target, data),
     // independent of tar's framing: per source for write(), over the selected entries for extract().
     // Equal trees give equal digests, whether written from disk or read back from an archive.
+    //
+    // Precisely: sha256 of "sbox-tree-digest-v1\n", then for each entry in stream order: its name, its type
+    // (one byte: f file, d directory, l symlink, h hard link, c/b character/block device, p FIFO), mode &
+    // 07777, uid and gid as in the stream (after write()'s id_shift, before extract()'s), mtime seconds and
+    // nanoseconds, device major and minor (0 unless c/b), link target (a symlink's as stored, a hard link's
+    // as a name like the entry's own), size (regular files; 0 otherwise), then `size` bytes of data; numbers
+    // as 8 bytes little-endian, strings preceded by their length as such a number. Names are relative to the
+    // tree: without "./", "." components or a trailing "/", and without the source's archive_name (write) or
+    // select_prefix (extract; a single file selected without a trailing slash: its last component;
+    // rename_to changes nothing), so a tree written as "layers/ID" and selected with "layers/ID/" gives the
+    // digest it gives at the top level. The root is not an entry of the digest (a directory source's own
+    // entry, select_prefix's directory, "./"); a non-directory source is one entry named archive_name.
+    // Whiteouts count as the ".wh." entries they are in the stream, device nodes that extract() skips still
+    // count, `files` count in no digest.
     std::vector<std::string> digests;
 };
 
