@@ -162,6 +162,28 @@ std::string zstd(const std::string& data, bool compress) {
     return r.out;
 }
 
+// Removes every sandbox and snapshot of a World before the World ends (declare it after the World): rootless,
+// a snapshot's layer holds files of the user's subordinate ids that only sbox, in its user namespace, can
+// remove. Snapshots that are parents of others go in a later round.
+struct Cleanup {
+    const World& w;
+    ~Cleanup() {
+        try {
+            w.sbox({"kill", "--all"});
+            for (int round = 0; round < 10; ++round) {
+                Result q = w.sbox({"snapshot", "ls", "-q"});
+                auto ids = lines(q.out);
+                if (q.status != 0 || ids.empty()) break;
+                std::vector<std::string> args{"snapshot", "rm"};
+                args.insert(args.end(), ids.begin(), ids.end());
+                w.sbox(args);
+            }
+        } catch (const std::exception& e) {
+            MESSAGE("cleanup failed: " << e.what());
+        }
+    }
+};
+
 } // namespace
 
 TEST_SUITE("rootless-capable") {
@@ -169,6 +191,7 @@ TEST_SUITE("rootless-capable") {
     TEST_CASE(
         "snapshot: create prints the id and the sandbox keeps running; ls, ls --json and ls -q show it") {
         World w;
+        Cleanup cleanup_w{w};
         const std::string name = "snap-src-" + random_hex(6);
         auto ref = w.create({"--name", name});
         sh(w, ref, "echo hello > /root/f && head -c 10000 /dev/urandom > /tmp/blob");
@@ -234,6 +257,7 @@ TEST_SUITE("rootless-capable") {
     TEST_CASE(
         "snapshot: a sandbox from a snapshot has its files, modes, owners and symlinks; the two stay apart") {
         World w;
+        Cleanup cleanup_w{w};
         auto ref = w.create();
         sh(w, ref,
            "mkdir -p /home/u/docs && echo doc > /home/u/docs/a && echo secret > /root/secret && "
@@ -279,6 +303,7 @@ TEST_SUITE("rootless-capable") {
 
     TEST_CASE("snapshot: layers: a snapshot of a sandbox made from a snapshot has both, deletions included") {
         World w;
+        Cleanup cleanup_w{w};
         auto s1 = w.create();
         sh(w, s1,
            "echo a > /root/a && echo keep > /root/keep && echo old > /tmp/mod && mkdir /tmp/dir && "
@@ -316,6 +341,7 @@ TEST_SUITE("rootless-capable") {
 
     TEST_CASE("snapshot: rm by name, id or prefix; refused while a sandbox or another snapshot uses it") {
         World w;
+        Cleanup cleanup_w{w};
         auto s1 = w.create();
         sh(w, s1, "echo a > /root/a");
         const std::string a = snap_create(w, s1, "A");
@@ -375,6 +401,7 @@ TEST_SUITE("rootless-capable") {
         "snapshot: export writes a zstd tar with manifest.json; import gives the same id, elsewhere too") {
         TempDir t;
         World w;
+        Cleanup cleanup_w{w};
         auto s1 = w.create();
         sh(w, s1, "echo a > /root/a && echo keep > /root/keep && mkdir /home/u && echo u > /home/u/f");
         const std::string a = snap_create(w, s1, "A");
@@ -406,6 +433,7 @@ TEST_SUITE("rootless-capable") {
         {
             // Another SBOX_ROOT: B's file brings B (and what it is layered on).
             World other;
+            Cleanup cleanup_other{other};
             Result im = other.sbox({"snapshot", "import", file_b});
             INFO("import B elsewhere: " << describe(im));
             REQUIRE(im.status == 0);
@@ -441,6 +469,7 @@ TEST_SUITE("rootless-capable") {
 
     TEST_CASE("snapshot: --snapshot with --image, a missing snapshot or sandbox are errors") {
         World w;
+        Cleanup cleanup_w{w};
         TempDir t;
         auto ref = w.create();
         const std::string snap = snap_create(w, ref, "S");
@@ -486,6 +515,7 @@ TEST_SUITE("rootless-capable") {
         std::string id;
         {
             World src;
+            Cleanup cleanup_src{src};
             auto ref = src.create();
             sh(src, ref, "echo a > /root/a && mkdir -p /tmp/d && head -c 50000 /dev/urandom > /tmp/d/blob");
             id = snap_create(src, ref);
@@ -530,22 +560,49 @@ TEST_SUITE("rootless-capable") {
         cases.push_back({"a manifest that is not JSON",
                          zstd(tar::archive({tar::file("manifest.json", "{not json")}), true)});
         {
-            // A symlink out of the staging directory, then a file through it.
-            auto through = members;
-            for (auto& e : {tar::symlink("evil-link-" + x, "/tmp"),
-                            tar::file("evil-link-" + x + "/sbox-evil-link-" + x, "evil\n")}) {
-                tar::Member m;
-                m.name = e.name;
-                m.raw = tar::member(e);
-                through.push_back(m);
-            }
+            // Inside the layer: a symlink out of the staging directory then a file through it, and a name
+            // with
+            // "..".
+            std::string layer;
+            for (auto& m : members)
+                if (m.name.starts_with("layers/") && layer.empty())
+                    layer = m.name.substr(0, m.name.find('/', 7) + 1);
+            REQUIRE(!layer.empty());
+            auto add = [&](std::vector<tar::Member> v, const std::vector<tar::Entry>& entries) {
+                for (auto& e : entries) {
+                    tar::Member m;
+                    m.name = e.name;
+                    m.raw = tar::member(e);
+                    v.push_back(m);
+                }
+                return zstd(tar::join(v), true);
+            };
             cases.push_back(
-                {"the export with a symlink to /tmp and a file through it", zstd(tar::join(through), true)});
+                {"a layer with a symlink to /tmp and a file through it",
+                 add(members, {tar::symlink(layer + "evil-link-" + x, "/tmp"),
+                               tar::file(layer + "evil-link-" + x + "/sbox-evil-link-" + x, "evil\n")})});
+            cases.push_back({"a layer with a ../ name",
+                             add(members, {tar::file(layer + "../../sbox-evil-dots-" + x, "evil\n")})});
+            cases.push_back(
+                {"a layer with a hard link to /etc/passwd",
+                 add(members, {tar::hardlink(layer + "root/sbox-evil-hard-" + x, "/etc/passwd")})});
+            // Entries outside layers/ and manifest.json: an importer may ignore them (the id is then the
+            // exported one) or refuse the file.
+            World extra;
+            Cleanup cleanup_extra{extra};
+            Result r =
+                extra.sbox_in({"snapshot", "import", "-"},
+                              add(members, {tar::symlink("evil-top-" + x, "/tmp"),
+                                            tar::file("evil-top-" + x + "/sbox-evil-top-" + x, "evil\n")}));
+            INFO("an export with extra top-level entries: " << describe(r));
+            CHECK((r.status == 1 || (r.status == 0 && r.out == id + "\n")));
+            CHECK_FALSE(exists("/tmp/sbox-evil-top-" + x));
         }
 
         for (auto& [what, data] : cases) {
             INFO(what);
             World w;
+            Cleanup cleanup_w{w};
             Result r = w.sbox_in({"snapshot", "import", "-"}, data);
             INFO("import: " << describe(r));
             CHECK(r.status == 1);
@@ -567,6 +624,7 @@ TEST_SUITE("rootless-capable") {
         CHECK_FALSE(exists("/tmp/sbox-evil-" + x));
         CHECK_FALSE(exists("/tmp/sbox-evil-abs-" + x));
         CHECK_FALSE(exists("/tmp/sbox-evil-link-" + x));
+        CHECK_FALSE(exists("/tmp/sbox-evil-dots-" + x));
         CHECK(find_named(t.path(), "sbox-evil").empty());
 
         {
@@ -583,6 +641,7 @@ TEST_SUITE("rootless-capable") {
             }
             REQUIRE(done);
             World w;
+            Cleanup cleanup_w{w};
             Result r = w.sbox_in({"snapshot", "import", "-"}, zstd(tar::join(changed), true));
             INFO("import of a changed layer: " << describe(r));
             CHECK((r.status == 0 || r.status == 1));
@@ -595,8 +654,9 @@ TEST_SUITE("rootless-capable") {
     TEST_CASE("snapshot: of a sandbox made with --image DIR") {
         TempDir dir;
         World w;
+        Cleanup cleanup_w{w};
         const std::string image = dir.path() + "/image";
-        make_image(image, {"/bin/sh", "/bin/cat", "/bin/ls"});
+        make_image(image, {"/bin/sh", "/bin/cat", "/bin/ls", "/bin/mkdir"});
         auto ref = w.create({"--image", image});
         w.check_output(ref, {"/bin/sh", "-c", "echo in-image > /tmp/f && mkdir /tmp/d && echo g > /tmp/d/g"});
         const std::string snap = snap_create(w, ref, "img");
@@ -604,10 +664,11 @@ TEST_SUITE("rootless-capable") {
         CHECK(w.check_output(copy, {"/bin/cat", "/tmp/f", "/tmp/d/g"}) == "in-image\ng\n");
         // The base is the image, not the host's system.
         CHECK(w.check_output(copy, {"/bin/sh", "-c", "test -e /usr/bin/find || echo absent"}) == "absent\n");
-        CHECK(w.check_output(copy, {"/bin/ls", "/bin"}) == "cat\nls\nsh\n");
+        CHECK(w.check_output(copy, {"/bin/ls", "/bin"}) == "cat\nls\nmkdir\nsh\n");
         CHECK(read_file(image + "/tmp/f").empty());
         CHECK_FALSE(exists(image + "/tmp/f"));
-        auto* e = find_snap(snap_ls(w), snap);
+        const auto list = snap_ls(w);
+        auto* e = find_snap(list, snap);
         REQUIRE(e);
         CHECK((*e)["source"] == ref);
     }
@@ -621,6 +682,7 @@ TEST_CASE(
         return;
     }
     World w;
+    Cleanup cleanup_w{w};
     auto ref = w.create();
     // A file of the host's /etc to delete and one to change (their presence checked first).
     std::string gone = exists("/etc/motd") ? "/etc/motd" : exists("/etc/issue") ? "/etc/issue" : "";
