@@ -33,27 +33,10 @@ struct ReadFree {
 };
 using ReadPtr = std::unique_ptr<archive, ReadFree>;
 
-// A writer handle. Freeing a writer normally closes it, which writes the end-of-archive blocks: after a
-// failure that would turn a half-written stream into one that looks complete, so an unfinished writer is
-// marked failed first and the reader sees a truncated archive.
-class WritePtr {
-  public:
-    WritePtr() : a_(archive_write_new()) {
-        if (a_ == nullptr) throw Error(Error::Kind::internal, "libarchive: cannot allocate a writer");
-    }
-    ~WritePtr() {
-        if (!closed_) archive_write_fail(a_);
-        archive_write_free(a_);
-    }
-    WritePtr(const WritePtr&) = delete;
-    WritePtr& operator=(const WritePtr&) = delete;
-    archive* get() const { return a_; }
-    void mark_closed() { closed_ = true; }
-
-  private:
-    archive* a_;
-    bool closed_ = false;
+struct WriteFree {
+    void operator()(archive* a) const { archive_write_free(a); }
 };
+using WritePtr = std::unique_ptr<archive, WriteFree>;
 
 // Names in tar headers are bytes; libarchive converts pax's UTF-8 names from and to the current locale's
 // charset, and in the C locale (sbox never calls setlocale) every non-ASCII name fails that conversion:

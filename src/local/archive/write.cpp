@@ -52,21 +52,26 @@ class SigpipeBlock {
     bool was_pending_ = false;
 };
 
-// Where libarchive's blocks go. The errno of a failed write is kept: EPIPE means the reader went away.
+// Where libarchive's blocks go. A failed write is not reported to libarchive: its errno is kept here (EPIPE:
+// the reader went away) and checked after every call, and from then on everything is dropped. libarchive
+// 3.6 cannot free a writer whose output failed (its buffers leak), and a stream that failed must not get
+// the end-of-archive blocks that would make it look complete: so a failed writer is closed normally, into
+// the void (see ~Writer).
 struct Sink {
     int fd = -1;
     int err = 0;
+    bool discard = false;
 };
 
-la_ssize_t write_to_fd(archive* a, void* data, const void* buffer, size_t length) {
+la_ssize_t write_to_fd(archive*, void* data, const void* buffer, size_t length) {
     auto* sink = static_cast<Sink*>(data);
+    if (sink->err != 0 || sink->discard) return static_cast<la_ssize_t>(length);
     for (;;) {
         ssize_t n = ::write(sink->fd, buffer, length);
         if (n >= 0) return n; // libarchive calls again for the rest of a short write
         if (errno == EINTR) continue;
         sink->err = errno;
-        archive_set_error(a, errno, "write: %s", std::strerror(errno));
-        return -1;
+        return static_cast<la_ssize_t>(length);
     }
 }
 
@@ -163,7 +168,9 @@ bool is_opaque(int dir_fd, const std::string& path) {
 
 class Writer {
   public:
-    Writer(int out_fd, const WriteOptions& options) : options_(options), buf_(kSlice) {
+    Writer(int out_fd, const WriteOptions& options)
+        : options_(options), a_(archive_write_new()), buf_(kSlice) {
+        if (!a_) throw Error(Error::Kind::internal, "libarchive: cannot allocate a writer");
         sink_.fd = out_fd;
         entry_.reset(archive_entry_new());
         if (!entry_) throw Error(Error::Kind::internal, "libarchive: cannot allocate an entry");
@@ -242,9 +249,17 @@ class Writer {
         return tree.digest.hex();
     }
 
+    ~Writer() {
+        if (closed_) return;
+        sink_.discard = true;
+        archive_write_close(a_.get());
+    }
+    Writer(const Writer&) = delete;
+    Writer& operator=(const Writer&) = delete;
+
     ArchiveStats finish() {
-        if (archive_write_close(a_.get()) != ARCHIVE_OK) fail("finishing the archive");
-        a_.mark_closed();
+        closed_ = true;
+        if (archive_write_close(a_.get()) != ARCHIVE_OK || sink_.err != 0) fail("finishing the archive");
         return stats_;
     }
 
@@ -337,7 +352,8 @@ class Writer {
         archive_entry_set_mtime(e, c.mtime, static_cast<long>(c.mtime_nsec));
         archive_entry_set_size(e, static_cast<la_int64_t>(c.size));
         // ARCHIVE_WARN: a name not in UTF-8, written as the bytes it is (pax hdrcharset=BINARY).
-        if (archive_write_header(a_.get(), e) < ARCHIVE_WARN) fail("writing the header of " + path);
+        if (archive_write_header(a_.get(), e) < ARCHIVE_WARN || sink_.err != 0)
+            fail("writing the header of " + path);
         if (digest != nullptr) digest->entry(c);
         ++stats_.entries;
     }
@@ -345,7 +361,7 @@ class Writer {
     void write_data(const char* data, std::size_t size, const std::string& path) {
         while (size > 0) {
             la_ssize_t n = archive_write_data(a_.get(), data, size);
-            if (n <= 0) fail("writing the data of " + path);
+            if (n <= 0 || sink_.err != 0) fail("writing the data of " + path);
             data += n;
             size -= static_cast<std::size_t>(n);
         }
@@ -471,6 +487,7 @@ class Writer {
     const WriteOptions& options_;
     Sink sink_; // before a_: libarchive's callback uses it until a_ is freed
     WritePtr a_;
+    bool closed_ = false;
     EntryPtr entry_;
     std::vector<char> buf_;
     ArchiveStats stats_;
