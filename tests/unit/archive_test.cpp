@@ -315,6 +315,32 @@ class TarBuilder {
     std::string out_;
 };
 
+// One raw 512-byte ustar header, for claims libarchive's writer would not let a test make.
+std::string raw_header(const std::string& name, char type, std::uint64_t size) {
+    std::string h(512, '\0');
+    auto field = [&](std::size_t at, std::size_t width, std::uint64_t value) {
+        std::snprintf(&h[at], width, "%0*llo", static_cast<int>(width - 1),
+                      static_cast<unsigned long long>(value));
+    };
+    h.replace(0, name.size(), name);
+    field(100, 8, 0644);
+    field(108, 8, 0);
+    field(116, 8, 0);
+    field(124, 12, size);
+    field(136, 12, 1700000000);
+    h[156] = type;
+    h.replace(257, 8,
+              std::string("ustar\0"
+                          "00",
+                          8));
+    h.replace(148, 8, "        ");
+    unsigned sum = 0;
+    for (char c : h)
+        sum += static_cast<unsigned char>(c);
+    std::snprintf(&h[148], 8, "%06o", sum);
+    return h;
+}
+
 // The entries of a tar stream as "name" (directories "name/"), in order.
 std::vector<std::string> entries_of(const std::string& tar) {
     archive* a = archive_read_new();
@@ -969,6 +995,19 @@ TEST_CASE("archive: a decompression bomb stops early and leaves nothing") {
     e = error_of([&] { extract_string(many.finish(), box.dest, x); });
     CHECK(e.kind() == Kind::unavailable);
     CHECK(contains(e.what(), "beyond 3 entries"));
+    box.unchanged();
+
+    // A header claiming more than the destination's free space (max 0) is refused before any data is read:
+    // a pax size record of 1 PiB, then 4 KiB of data and no end.
+    std::string record = "25 size=1125899906842624\n";
+    std::string huge = raw_header("PaxHeader/huge", 'x', record.size()) + record +
+                       std::string(512 - record.size(), '\0') + raw_header("huge", '0', 0) +
+                       std::string(4096, 'z');
+    x.max_entries = 0;
+    e = error_of([&] { extract_string(huge, box.dest, x); });
+    CHECK(e.kind() == Kind::unavailable);
+    CHECK(contains(e.what(), "beyond"));
+    CHECK(contains(e.what(), "more than the destination has free space"));
     box.unchanged();
 
     // Within the free space of the destination (max 0): fine.

@@ -156,8 +156,9 @@ class Extractor {
         throw Error(Error::Kind::unavailable,
                     "the archive expands beyond " + std::to_string(n) + (bytes ? " bytes" : " entries") +
                         (from_fs
-                             ? ", more than the destination has free (decompression bomb or disk too small)"
-                             : ", the limit set for this extraction (decompression bomb?)"));
+                             ? std::string(", more than the destination has free ") +
+                                   (bytes ? "space" : "inodes") + " (decompression bomb or disk too small)"
+                             : std::string(", the limit set for this extraction (decompression bomb?)")));
     }
     // A failed write or create: no space is the destination's problem, not sbox's.
     [[noreturn]] static void fail_write(const std::string& what, const std::string& name, int err = errno) {
