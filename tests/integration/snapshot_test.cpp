@@ -203,6 +203,8 @@ TEST_SUITE("rootless-capable") {
         REQUIRE(bg.status == 0);
         REQUIRE(eventually([&] { return w.exec(ref, {"test", "-s", "/tmp/counter"}).status == 0; }));
 
+        CHECK(snap_ids(w).empty());
+        CHECK(snap_ls(w).empty());
         const auto now = static_cast<std::int64_t>(std::time(nullptr));
         const std::string id = snap_create(w, ref, "first");
 
