@@ -3,9 +3,11 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <linux/sched.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,13 +169,16 @@ Hierarchy detect(bool& forced) {
         h = try_v2({}, why);
     } else if (!choice.empty()) {
         throw Error(Error::Kind::invalid, "SBOX_CGROUP='" + choice + "': use v1, v2 or none");
-    } else if (is_filesystem(kCgroupRoot, CGROUP2_SUPER_MAGIC)) {
-        h = try_v2(kCgroupRoot, why); // a unified hierarchy: v2 is all there is
     } else {
-        h = try_v1(why);
+        std::string unified = std::string(kCgroupRoot) + "/unified";
+        h = try_v2(is_filesystem(kCgroupRoot, CGROUP2_SUPER_MAGIC) ? std::string(kCgroupRoot)
+                   : is_filesystem(unified, CGROUP2_SUPER_MAGIC)   ? unified
+                                                                   : std::string(),
+                   why);
         if (h.version == CgroupVersion::none) {
-            std::string unified = std::string(kCgroupRoot) + "/unified";
-            h = try_v2(is_filesystem(unified, CGROUP2_SUPER_MAGIC) ? unified : std::string(), why);
+            std::string v2_why = why;
+            h = try_v1(why);
+            if (h.version == CgroupVersion::none) why = v2_why + "; " + why;
         }
     }
     if (h.version == CgroupVersion::none) {
@@ -230,6 +235,12 @@ Fd Cgroup::open_procs() const {
     std::string procs = path_ + "/cgroup.procs";
     Fd fd(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
     if (!fd) throw_errno("open the sandbox's cgroup " + procs);
+    return fd;
+}
+
+Fd Cgroup::open_dir() const {
+    Fd fd(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) throw_errno("open the sandbox's cgroup " + path_);
     return fd;
 }
 
@@ -326,6 +337,14 @@ int join_cgroup(int procs_fd) {
     if (procs_fd < 0) return 0;
     if (::write(procs_fd, "0", 1) != 1) return errno;
     return 0;
+}
+
+pid_t fork_into_cgroup(int dir_fd) {
+    struct clone_args args = {};
+    args.flags = CLONE_INTO_CGROUP;
+    args.cgroup = static_cast<std::uint64_t>(dir_fd);
+    args.exit_signal = SIGCHLD;
+    return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
 }
 
 void sweep_cgroups(const CgroupParent& parent, const std::function<bool(std::string_view id)>& known) {

@@ -2,11 +2,13 @@
 // now and for resource limits later.
 //
 // Where: cgroup v2 where this process may make cgroups (a delegated hierarchy; its cgroups have
-// cgroup.freeze), else the cgroup v1 freezer hierarchy. A machine whose /sys/fs/cgroup is cgroup2 uses v2; on
-// a hybrid machine (v1 controllers, and a cgroup2 mount at /sys/fs/cgroup/unified) the v1 freezer comes
-// first, where the v1 controllers of the limits are. SBOX_CGROUP=v1|v2|none overrides the choice (tests, and
-// troubleshooting). Root can always make them; an ordinary user usually cannot (rootless sandboxes then pause
-// with signals: see pause.cpp).
+// cgroup.freeze), else the cgroup v1 freezer hierarchy. v2 comes first, on hybrid machines too (v1
+// controllers and a cgroup2 mount at /sys/fs/cgroup/unified), because a process can be born in a v2 cgroup
+// (CLONE_INTO_CGROUP) while moving one there costs the kernel an RCU grace period (about 8 ms here, for
+// every sandbox and every exec); and because a v2-frozen process still dies of SIGKILL.
+// SBOX_CGROUP=v1|v2|none overrides the choice (tests, and troubleshooting). Root can always make them; an
+// ordinary user only in a cgroup delegated to it, usually not (rootless sandboxes then pause with signals:
+// see pause.cpp).
 //
 // A sandbox's cgroup is <hierarchy>/sbox/<store>-<id>: <store> is a hash of the store's data directory, so
 // that sweeping one store's leftovers never takes the cgroup of another store's sandbox being set up.
@@ -54,6 +56,8 @@ class Cgroup {
     void add(pid_t pid) const;
     // Its cgroup.procs, for join_cgroup() from a process that will have left the host's view of /sys.
     Fd open_procs() const;
+    // Its directory, for CLONE_INTO_CGROUP (v2 only: see fork_into_cgroup).
+    Fd open_dir() const;
     // Stops every process in it; returns once all of them are frozen. When they are not within a few seconds
     // (a process stuck in the kernel), thaws them again and throws.
     void freeze() const;
@@ -76,6 +80,10 @@ class Cgroup {
 // In a freshly forked child, before it execs or forks: moves the caller into the cgroup whose cgroup.procs
 // is open as `procs_fd` (see Cgroup::open_procs). Returns 0, or the errno of the failure. No-op for -1.
 int join_cgroup(int procs_fd);
+
+// fork(), with the child born in the v2 cgroup whose directory is open as `dir_fd` (clone3 with
+// CLONE_INTO_CGROUP: no migration, no waiting for the kernel). Returns as fork() does; -1 with errno.
+pid_t fork_into_cgroup(int dir_fd);
 
 // Removes this store's cgroups whose sandbox is gone (`known(id)` is false), with any process still in them:
 // what a crashed sbox left behind. Call under the store's lock, so that no sandbox is registered meanwhile.

@@ -115,6 +115,9 @@ class Engine {
     Archiver& archiver();
     SandboxState running_sandbox(std::string_view id_or_name) const;
     SandboxConfig register_sandbox(const CreateRequest& request, bool ephemeral);
+    // Removes the cgroups of this store whose sandbox is gone (a crashed sbox's). Call under the store's
+    // lock.
+    void sweep_store_cgroups() const;
     Store store_;
     ArchiverSource archiver_;
 };

@@ -71,10 +71,14 @@ void kill_and_wait(int pidfd) {
     }
 }
 
-pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd) {
+pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd, int cgroup_fd) {
     int fd = -1;
     struct clone_args args = {};
     args.flags = flags | CLONE_PIDFD;
+    if (cgroup_fd >= 0) {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+    }
     args.pidfd = reinterpret_cast<std::uint64_t>(&fd);
     args.exit_signal = SIGCHLD;
     long pid = ::syscall(SYS_clone3, &args, sizeof args);
@@ -92,8 +96,8 @@ pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd) {
     return static_cast<pid_t>(pid);
 }
 
-void join_namespaces(int pidfd) {
-    if (::setns(pidfd, static_cast<int>(kSandboxNamespaces)) == -1) {
+void join_namespaces(int pidfd, unsigned long except) {
+    if (::setns(pidfd, static_cast<int>(kSandboxNamespaces & ~except)) == -1) {
         int err = errno;
         if (err == ESRCH) throw Error(Error::Kind::conflict, "the sandbox's supervisor has exited");
         throw_errno("setns into the sandbox's namespaces", err);

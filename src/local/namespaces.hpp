@@ -32,12 +32,15 @@ Fd open_pidfd(const ProcessId& id);
 void kill_and_wait(int pidfd);
 
 // clone3 with the given namespace flags; returns the child's pid in the parent (0 in the child) and the
-// child's pidfd in `pidfd`. SIGCHLD is delivered on the child's exit.
-pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd);
+// child's pidfd in `pidfd`. SIGCHLD is delivered on the child's exit. With `cgroup_fd` (a cgroup2
+// directory), the child is born in that cgroup (CLONE_INTO_CGROUP), and a new cgroup namespace is rooted
+// there.
+pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd, int cgroup_fd = -1);
 
 // Joins every sandbox namespace of the process behind `pidfd`. The caller must be single-threaded;
 // it stays in the caller's PID namespace, its children are born in the sandbox's.
-void join_namespaces(int pidfd);
+// `except`: namespace flags to leave out (joined later, for example by a child: see Engine::exec).
+void join_namespaces(int pidfd, unsigned long except = 0);
 
 } // namespace sbox::local
 

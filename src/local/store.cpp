@@ -152,6 +152,17 @@ std::string_view to_string(Status status) {
     return "unknown";
 }
 
+Cgroup cgroup_of(const SandboxState& state) {
+    if (!state.runtime || state.runtime->cgroup.empty()) return {};
+    return Cgroup(state.runtime->cgroup_version, state.runtime->cgroup);
+}
+
+Fd open_sandbox_cgroup_procs(const SandboxState& state) {
+    Cgroup cgroup = cgroup_of(state);
+    if (!cgroup) return {};
+    return cgroup.open_procs();
+}
+
 bool remove_tree(const std::string& path) {
     return remove_tree_at(AT_FDCWD, path.c_str());
 }
@@ -204,9 +215,12 @@ std::optional<SandboxState> Store::load(std::string_view id) const {
         s.config = config_from(json::parse(*text));
         if (auto rt = try_read(runtime_file(id))) {
             json j = json::parse(*rt);
-            s.runtime = RuntimeState{process_from(j.at("supervisor")), process_from(j.at("monitor")),
-                                     j.value("started_at", std::int64_t{0}), j.value("base_idmapped", false),
-                                     j.value("layers_in_memory", false), j.value("cgroup", ""),
+            s.runtime = RuntimeState{process_from(j.at("supervisor")),
+                                     process_from(j.at("monitor")),
+                                     j.value("started_at", std::int64_t{0}),
+                                     j.value("base_idmapped", false),
+                                     j.value("layers_in_memory", false),
+                                     j.value("cgroup", ""),
                                      static_cast<CgroupVersion>(j.value("cgroup_version", 0))};
             if (s.runtime->cgroup.empty()) s.runtime->cgroup_version = CgroupVersion::none;
         }

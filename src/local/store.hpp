@@ -75,6 +75,12 @@ struct SandboxState {
     Status status = Status::failed;
 };
 
+// The sandbox's cgroup, as its runtime record names it (empty: none).
+Cgroup cgroup_of(const SandboxState& state);
+// Its cgroup.procs, opened for join_cgroup() by a worker about to join the sandbox's namespaces (after which
+// the host's /sys is out of sight). An empty Fd when the sandbox has no cgroup.
+Fd open_sandbox_cgroup_procs(const SandboxState& state);
+
 class Store {
   public:
     explicit Store(Paths paths);

@@ -80,6 +80,11 @@ SandboxInfo info_of(const local::SandboxState& s) {
         d["started_at"] = s.runtime->started_at;
         d["base_idmapped"] = s.runtime->base_idmapped;
         d["layers_in_memory"] = s.runtime->layers_in_memory;
+        // How pause stops the processes: a cgroup's freezer, or signals (see src/local/pause.cpp).
+        d["cgroup"] = s.runtime->cgroup.empty() ? nlohmann::json() : nlohmann::json(s.runtime->cgroup);
+        d["pause_method"] = s.runtime->cgroup.empty()
+                                ? std::string("signals")
+                                : "freezer-" + std::string(local::to_string(s.runtime->cgroup_version));
     }
     if (s.exit) {
         d["exit"] = {{"code", s.exit->code}, {"signal", s.exit->signal}, {"at", s.exit->at}};
