@@ -37,7 +37,7 @@ int run_pause(const PauseOptions& opt, Context& ctx, bool pause) {
                 std::cout << target.ref() << '\n';
                 std::cout.flush();
             }
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {
             report_error(ctx, e);
             failed = true;
         }

@@ -415,6 +415,24 @@ TEST_CASE("kill: prints what it removed, continues past failures") {
     CHECK(r.code == 2);
 }
 
+TEST_CASE("pause, resume: a provider without the capability says so, and nothing is called") {
+    Cli cli;
+    REQUIRE(cli({"create", "-p", "limited"}).code == 0);
+    for (std::string what : {"pause", "resume"}) {
+        auto r = cli({what, "limited/fake0001"});
+        CHECK(r.code == 1);
+        CHECK(r.out == "");
+        CHECK(r.err == "sbox: limited: " + what + " is not supported by this provider\n");
+        r = cli({what, "--json", "limited/fake0001"});
+        CHECK(r.code == 1);
+        CHECK(nlohmann::json::parse(r.out) == nlohmann::json::array());
+        CHECK(nlohmann::json::parse(r.err)["error"]["kind"] == "unsupported");
+        r = cli({what});
+        CHECK(r.code == 2);
+    }
+    CHECK(cli.limited->calls == std::vector<std::string>{"create fake0001"});
+}
+
 TEST_CASE("kill --all: every sandbox sbox created with the provider, nothing else") {
     Cli cli;
     REQUIRE(cli({"create", "-p", "fake"}).code == 0);
