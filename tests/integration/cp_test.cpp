@@ -269,7 +269,7 @@ TEST_SUITE("rootless-capable") {
         CHECK(read_file(h + "/file") == "f\n");
     }
 
-    TEST_CASE("cp: symlinks are copied as symlinks, never followed; -L copies what the source points to") {
+    TEST_CASE("cp: symlinks are copied as symlinks, never followed - -L copies what the source points to") {
         World w;
         TempDir t;
         const std::string h = t.path();
@@ -322,7 +322,7 @@ TEST_SUITE("rootless-capable") {
         CHECK(read_file(h + "/back/sub/g") == "G\n");
     }
 
-    TEST_CASE("cp: modes and modification times are kept both ways; set-id bits are cleared on the host") {
+    TEST_CASE("cp: modes and modification times are kept both ways - set-id bits are cleared on the host") {
         World w;
         TempDir t;
         const std::string h = t.path();
@@ -513,7 +513,8 @@ TEST_SUITE("rootless-capable") {
         CHECK(read_file(h + "/op/a") == "file\n");
     }
 
-    TEST_CASE("cp: the sandbox is named by local/ID, ID, a unique ID prefix or its name; PATH may hold ':'") {
+    TEST_CASE(
+        "cp: the sandbox is named by local/ID, ID, a unique ID prefix or its name - PATH may hold ':'") {
         World w;
         TempDir t;
         const std::string h = t.path();

@@ -341,7 +341,7 @@ TEST_SUITE("rootless-capable") {
         CHECK(find_snap(snap_ls(w), c)->at("parent") == b);
     }
 
-    TEST_CASE("snapshot: rm by name, id or prefix; refused while a sandbox or another snapshot uses it") {
+    TEST_CASE("snapshot: rm by name, id or prefix - refused while a sandbox or another snapshot uses it") {
         World w;
         Cleanup cleanup_w{w};
         auto s1 = w.create();
