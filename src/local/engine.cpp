@@ -29,14 +29,6 @@ std::int64_t unix_now() {
     return static_cast<std::int64_t>(::time(nullptr));
 }
 
-bool valid_name(const std::string& name) {
-    if (name.empty() || name.size() > 63) return false;
-    if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
-    for (char c : name)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
-    return true;
-}
-
 // K=V lists where a later key replaces an earlier one.
 void merge_env(std::vector<std::string>& into, const std::vector<std::string>& from) {
     for (const auto& kv : from) {
@@ -76,16 +68,6 @@ sigset_t terminating_signals() {
         sigaddset(&set, sig);
     return set;
 }
-
-struct Pipe {
-    Fd read, write;
-    Pipe() {
-        int fds[2];
-        check(::pipe2(fds, O_CLOEXEC), "pipe2");
-        read.reset(fds[0]);
-        write.reset(fds[1]);
-    }
-};
 
 struct WaitResult {
     int status = 0; // wait(2) status, when the child ended
@@ -281,22 +263,13 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
         }
         started.base_idmapped = !lowers.empty();
         // The snapshot layers, after the base's: as root, idmapped mounts that show the store's ids
-        // (kStoreIdBase + N) as the sandbox's (its slot + N); rootless, the directories as they are.
-        if (!plan.layer_paths.empty()) {
-            Fd store_userns;
-            if (!config.rootless) {
-                IdMap shift;
-                shift.uids = {{kStoreIdBase, config.idmap.root_uid(), kRangeSize}};
-                shift.gids = {{kStoreIdBase, config.idmap.root_gid(), kRangeSize}};
-                store_userns = make_userns(shift);
-            }
+        // (kStoreIdBase + N) as the sandbox's (its slot + N); rootless, the supervisor opens them itself.
+        if (!plan.layer_paths.empty() && !config.rootless) {
+            IdMap shift;
+            shift.uids = {{kStoreIdBase, config.idmap.root_uid(), kRangeSize}};
+            shift.gids = {{kStoreIdBase, config.idmap.root_gid(), kRangeSize}};
+            Fd store_userns = make_userns(shift);
             for (const auto& path : plan.layer_paths) {
-                if (config.rootless) {
-                    Fd dir(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-                    if (!dir) throw_errno("open the snapshot layer " + path);
-                    lowers.push_back(std::move(dir));
-                    continue;
-                }
                 std::string why;
                 Fd mnt = make_idmapped_mount(path, store_userns.get(), why);
                 if (!mnt)
@@ -341,6 +314,7 @@ SupervisorPlan supervisor_plan(const Store& store, const SandboxConfig& config) 
     for (const auto& layer : config.layers)
         plan.layer_paths.push_back(snapshot_layer_dir(store.paths(), layer));
     plan.rootfs.layer_count = plan.layer_paths.size();
+    if (config.rootless) plan.rootfs.layer_paths_to_open = plan.layer_paths;
     return plan;
 }
 

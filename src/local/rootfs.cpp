@@ -136,7 +136,7 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
 }
 
 Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
-                  const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap) {
+                const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap) {
     mode_t old_umask = ::umask(0);
     make_mounts_private();
     std::string fs_path = fd_path(sandbox_dir) + "/fs";
@@ -155,19 +155,18 @@ Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
     std::vector<Fd> layers; // the snapshot layers, top first
     auto attach = [&](Fd mount, const std::string& name, const std::string& what) {
         mkdir_at(lower_dir.get(), name, 0755);
-        if (::syscall(SYS_move_mount, mount.get(), "", lower_dir.get(), name.c_str(),
-                      MOVE_MOUNT_F_EMPTY_PATH) == -1) {
-            // A directory rather than a detached mount (rootless layers): used as it is.
-            if (errno == EINVAL) return mount;
-            throw_errno("attach the idmapped mount of " + what);
-        }
+        check(::syscall(SYS_move_mount, mount.get(), "", lower_dir.get(), name.c_str(),
+                        MOVE_MOUNT_F_EMPTY_PATH),
+              "attach the idmapped mount of " + what);
         return open_dir_at(lower_dir.get(), name);
     };
     auto attach_lowers = [&] {
         std::vector<Fd> received = receive_lowers();
-        if (received.size() < plan.layer_count)
+        bool layers_sent = plan.layer_paths_to_open.empty();
+        size_t sent_layers = layers_sent ? plan.layer_count : 0;
+        if (received.size() < sent_layers)
             throw Error(Error::Kind::internal, "the snapshot layers did not arrive");
-        size_t base_received = received.size() - plan.layer_count;
+        size_t base_received = received.size() - sent_layers;
         std::vector<Fd> refs; // keep the directories open while they are named through /proc/self/fd
         for (size_t i = 0; i < lower_paths.size(); ++i) {
             if (base_received == 0) {
@@ -177,9 +176,16 @@ Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
             }
             refs.push_back(attach(std::move(received[i]), std::to_string(i), lower_paths[i]));
         }
-        for (size_t i = 0; i < plan.layer_count; ++i)
+        for (size_t i = 0; i < plan.layer_count; ++i) {
+            if (!layers_sent) {
+                layers.emplace_back(
+                    ::open(plan.layer_paths_to_open[i].c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+                if (!layers.back()) throw_errno("open the snapshot layer " + plan.layer_paths_to_open[i]);
+                continue;
+            }
             layers.push_back(attach(std::move(received[base_received + i]), "layer" + std::to_string(i),
                                     "snapshot layer " + std::to_string(i)));
+        }
         return refs;
     };
     // "L1:L2:...:" for the layers that hold `sub` ("" for their roots), top first.

@@ -34,6 +34,9 @@ struct RootfsPlan {
     // directory laid out as the sandbox's "/"; they arrive as descriptors after the base's (see
     // build_rootfs). With layers, the host base's "/" is an overlay too, whose upper layer is upper/root.
     std::size_t layer_count = 0;
+    // Rootless: the supervisor opens these itself (host paths, top first) instead of receiving them, as
+    // overlayfs in a user namespace takes no layer from another mount namespace.
+    std::vector<std::string> layer_paths_to_open;
 
     // The host paths of the lower layers, in the order build_rootfs expects their idmapped mounts.
     std::vector<std::string> lower_paths() const;
@@ -47,11 +50,11 @@ RootfsPlan plan_rootfs(const std::string& image, const std::string& hostname, st
 // is the sandbox's state directory (holding fs/), opened before the caller took the sandbox's credentials.
 // `receive_lowers` is called once, as late as possible, and returns an idmapped mount per lower_paths()
 // entry (or none, to use the host paths as they are), followed by one descriptor per snapshot layer (a
-// detached idmapped mount, or a directory).
+// detached idmapped mount), unless the plan names the layers' paths to open.
 // entry, or nothing to use the host paths as they are.
 // Returns the directory holding the writable layers (fs/, a tmpfs with layers_in_memory), which the
 // supervisor keeps open so that a snapshot can read them.
 Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
-                  const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap);
+                const std::function<std::vector<Fd>()>& receive_lowers, const IdMap& idmap);
 
 } // namespace sbox::local

@@ -190,19 +190,9 @@ Fd make_layer_dir(const std::string& dir, bool rootless) {
     return open_dir(AT_FDCWD, layer, O_RDONLY);
 }
 
-struct Pipe {
-    Fd read, write;
-    Pipe() {
-        int fds[2];
-        check(::pipe2(fds, O_CLOEXEC), "pipe2");
-        read.reset(fds[0]);
-        write.reset(fds[1]);
-    }
-};
-
 // Moves one layer from `write` (run in `from`'s user namespace) into `layer_dir` (extracted in `to`'s),
-// returning the extraction's stats as "digest\nbytes\nentries". The extractor's error wins when both fail
-// because the reader stopped: the reader's wins otherwise (it is the cause).
+// returning the extraction's stats as "digest\nbytes\nentries". When both fail, the reader's error is the
+// cause, unless it is only the broken stream of a writer that failed first.
 std::string transfer(const std::function<void(int)>& write, std::vector<int> sources, const IdMap& from,
                      int layer_dir, const IdMap& to, Archiver& tar, ExtractOptions options) {
     Pipe pipe;
@@ -237,7 +227,8 @@ std::string transfer(const std::function<void(int)>& write, std::vector<int> sou
     try {
         result = writer.wait();
     } catch (const Error&) {
-        if (read_error) throw *read_error;
+        // The reader's failure is the cause unless it failed only because the writer went away.
+        if (read_error && read_error->kind() != Error::Kind::internal) throw *read_error;
         throw;
     }
     if (read_error) throw *read_error;
@@ -263,14 +254,6 @@ ExtractOptions layer_extract_options() {
     o.keep_setid = true;
     o.overlay = true;
     return o;
-}
-
-bool valid_name(const std::string& name) {
-    if (name.empty() || name.size() > 63) return false;
-    if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
-    for (char c : name)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
-    return true;
 }
 
 // Stops every process of a running sandbox for as long as it lives, unless it was paused already.

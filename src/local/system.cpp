@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <ctime>
 #include <random>
 
@@ -12,6 +13,21 @@ void throw_errno(const std::string& what, int err) {
     Error::Kind kind = Error::Kind::internal;
     if (err == ENOENT) kind = Error::Kind::not_found;
     throw Error(kind, what + ": " + std::strerror(err));
+}
+
+Pipe::Pipe() {
+    int fds[2];
+    check(::pipe2(fds, O_CLOEXEC), "pipe2");
+    read.reset(fds[0]);
+    write.reset(fds[1]);
+}
+
+bool valid_name(const std::string& name) {
+    if (name.empty() || name.size() > 63) return false;
+    if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+    for (char c : name)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+    return true;
 }
 
 std::string fd_path(int fd) {

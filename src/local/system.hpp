@@ -59,6 +59,16 @@ class Fd {
     int fd_ = -1;
 };
 
+// A pipe whose two ends close on exec and on destruction.
+struct Pipe {
+    Fd read, write;
+    Pipe();
+};
+
+// A name for a sandbox or snapshot: up to 63 letters, digits, '-', '_' or '.', starting with a letter or
+// digit.
+bool valid_name(const std::string& name);
+
 // "/proc/self/fd/N": lets path-taking syscalls (mount options, mount targets) use a directory opened earlier,
 // when the caller's credentials could still traverse its parents.
 std::string fd_path(int fd);
