@@ -46,7 +46,8 @@ int run_cp(const CpOptions& opt, Context& ctx) {
                     "-u applies to files copied into a sandbox; files copied out belong to you");
     Target target = resolve(ctx, remote.ref.str());
     require(*target.provider, Capability::copy, "cp");
-    on_target(ctx, target, [&] { copy(*target.provider, target.id, request); });
+    // Not on_target: a missing path is not_found too, and must not be taken for a missing sandbox.
+    with_provider(target.provider_name, [&] { copy(*target.provider, target.id, request); });
     return exit_success;
 }
 

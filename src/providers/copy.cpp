@@ -18,6 +18,7 @@ namespace {
 
 using local::Child;
 using local::Fd;
+using local::Pipe;
 
 // Engine-level errors (the host half runs on the local engine's helpers) in sbox's kinds.
 [[noreturn]] void rethrow_local(const local::Error& e) {
@@ -128,16 +129,6 @@ void ignore_signals() {
     ::signal(SIGPIPE, SIG_IGN);
 }
 
-struct Pipe {
-    Fd read, write;
-    Pipe() {
-        int fds[2];
-        local::check(::pipe2(fds, O_CLOEXEC), "pipe2");
-        read.reset(fds[0]);
-        write.reset(fds[1]);
-    }
-};
-
 // Runs the provider's half (`remote`) while `local_half` (already started as a child) does the host's;
 // reports the first cause: when one side fails, the other usually fails too, only because its stream broke.
 void finish(Child& host_half, const std::function<void()>& remote, bool host_produces) {
@@ -158,8 +149,12 @@ void finish(Child& host_half, const std::function<void()>& remote, bool host_pro
         }
     }
     if (host_error && remote_error) {
-        // The producer's failure is the cause; the consumer only saw its stream end early.
-        throw host_produces ? *host_error : *remote_error;
+        // Usually the producer's failure is the cause and the consumer only saw its stream end early; but a
+        // producer that failed only because its reader went away (a broken pipe, an internal error) gives
+        // way to the consumer's reason (the archive expands beyond the free space...).
+        const Error& producer = host_produces ? *host_error : *remote_error;
+        const Error& consumer = host_produces ? *remote_error : *host_error;
+        throw producer.kind() == ErrorKind::internal ? consumer : producer;
     }
     if (host_error) throw *host_error;
     if (remote_error) throw *remote_error;
