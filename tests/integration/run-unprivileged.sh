@@ -66,6 +66,11 @@ cleanup() {
 trap cleanup EXIT
 chmod 0755 "$dir"
 install -m 0755 "$sbox_bin" "$dir/sbox"
+# sbox's modules (archive support for cp and snapshots) are found beside the binary.
+if [ -d "$(dirname "$sbox_bin")/modules" ]; then
+    mkdir -p "$dir/modules"
+    install -m 0755 "$(dirname "$sbox_bin")"/modules/*.so "$dir/modules/"
+fi
 install -m 0755 "$test_bin" "$dir/sbox_integration_tests"
 
 echo "run-unprivileged: running the rootless-capable tests as $user ($(id -u "$user")), sbox in $dir" >&2
