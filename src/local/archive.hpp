@@ -50,6 +50,9 @@ struct WriteOptions {
     // Small files written before the sources, in this order (a snapshot's manifest.json): mode 0644, uid and
     // gid 0 (id_shift does not apply), mtime now.
     std::vector<std::pair<std::string, std::string>> files;
+    // Compute each source's digest (ArchiveStats::digests) while writing. Off by default: the digest that
+    // counts is the extracting side's, and a second sha256 pass over the data costs as much as the copy.
+    bool digest = false;
 };
 
 struct ExtractOptions {
@@ -83,8 +86,9 @@ struct ArchiveStats {
     std::uint64_t entries = 0;
     std::uint64_t bytes = 0; // file data, uncompressed
     // sha256 (hex) of the entries in canonical form (name, type, mode, uid, gid, mtime, link target, data),
-    // independent of tar's framing: per source for write(), over the selected entries for extract().
-    // Equal trees give equal digests, whether written from disk or read back from an archive.
+    // independent of tar's framing: per source for write() (with WriteOptions::digest; empty otherwise), over
+    // the selected entries for extract(). Equal trees give equal digests, whether written from disk or read
+    // back from an archive.
     //
     // Precisely: sha256 of "sbox-tree-digest-v1\n", then for each entry in stream order: its name, its type
     // (one byte: f file, d directory, l symlink, h hard link, c/b character/block device, p FIFO), mode &

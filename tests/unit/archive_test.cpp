@@ -89,7 +89,9 @@ std::string write_to_string(const std::vector<ArchiveSource>& sources, const Wri
                             ArchiveStats* stats = nullptr) {
     Fd fd(::memfd_create("tar", MFD_CLOEXEC));
     REQUIRE(fd);
-    ArchiveStats s = archiver().write(sources, fd.get(), options);
+    WriteOptions with_digest = options; // these tests compare the writer's digests with the reader's
+    with_digest.digest = true;
+    ArchiveStats s = archiver().write(sources, fd.get(), with_digest);
     if (stats != nullptr) *stats = s;
     REQUIRE(::lseek(fd.get(), 0, SEEK_SET) == 0);
     return sbox::local::read_all(fd.get());
@@ -123,9 +125,11 @@ RoundTrip round_trip(const std::vector<ArchiveSource>& sources, const WriteOptio
     Fd rd(p[0]), wr(p[1]);
     RoundTrip r;
     std::exception_ptr write_error, extract_error;
+    WriteOptions with_digest = w;
+    with_digest.digest = true;
     std::thread writer([&] {
         try {
-            r.written = archiver().write(sources, wr.get(), w);
+            r.written = archiver().write(sources, wr.get(), with_digest);
         } catch (...) {
             write_error = std::current_exception();
         }
@@ -456,6 +460,13 @@ TEST_CASE("archive: equal trees give equal streams and digests; one byte changes
     set_mtime(src.path / "a/b/c/deep.txt", 1600000000 + 7000, 123456789);
     write_to_string({whole(fd.get())}, {}, &s3);
     CHECK(s3.digests != s1.digests);
+
+    // Unasked, the writer computes no digest (the extracting side's is the one that counts).
+    Fd out(::memfd_create("tar", MFD_CLOEXEC));
+    REQUIRE(out);
+    ArchiveStats plain = archiver().write({whole(fd.get())}, out.get(), {});
+    CHECK(plain.digests.empty());
+    CHECK(plain.entries == s3.entries);
 }
 
 TEST_CASE("archive: names are bytes: UTF-8 and others round-trip unchanged") {

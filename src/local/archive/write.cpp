@@ -354,7 +354,7 @@ class Writer {
         // ARCHIVE_WARN: a name not in UTF-8, written as the bytes it is (pax hdrcharset=BINARY).
         if (archive_write_header(a_.get(), e) < ARCHIVE_WARN || sink_.err != 0)
             fail("writing the header of " + path);
-        if (digest != nullptr) digest->entry(c);
+        if (digest != nullptr && options_.digest) digest->entry(c);
         ++stats_.entries;
     }
 
@@ -386,7 +386,7 @@ class Writer {
                 std::fill_n(buf_.data(), want, '\0');
                 n = static_cast<ssize_t>(want);
             }
-            digest.data(buf_.data(), static_cast<std::size_t>(n));
+            if (options_.digest) digest.data(buf_.data(), static_cast<std::size_t>(n));
             write_data(buf_.data(), static_cast<std::size_t>(n), path);
             left -= static_cast<std::uint64_t>(n);
         }
@@ -503,8 +503,10 @@ ArchiveStats write_archive(const std::vector<ArchiveSource>& sources, int out_fd
     for (const auto& [name, content] : options.files)
         writer.add_file(name, content);
     std::vector<std::string> digests;
-    for (const ArchiveSource& source : sources)
-        digests.push_back(writer.add_source(source));
+    for (const ArchiveSource& source : sources) {
+        std::string digest = writer.add_source(source);
+        if (options.digest) digests.push_back(std::move(digest));
+    }
     ArchiveStats stats = writer.finish();
     stats.digests = std::move(digests);
     return stats;
