@@ -196,6 +196,7 @@ Fd make_layer_dir(const std::string& dir, bool rootless) {
 std::string transfer(const std::function<void(int)>& write, std::vector<int> sources, const IdMap& from,
                      int layer_dir, const IdMap& to, Archiver& tar, ExtractOptions options) {
     Pipe pipe;
+    pipe.widen();
     int out = pipe.write.get(), in = pipe.read.get();
     Child reader(
         [&] {
@@ -399,7 +400,18 @@ SnapshotRecord Engine::create_snapshot(std::string_view id_or_name, const std::s
     write_file_atomic(tmp.path() + "/snapshot.json", record_json(record).dump(), 0644);
 
     auto held = store_.lock();
-    if (auto existing = load_record(store_.paths(), record.id)) return *existing; // the same content
+    if (auto existing = load_record(store_.paths(), record.id)) { // the same content is stored already
+        if (name.empty() || existing->name == name) return *existing;
+        if (!existing->name.empty())
+            throw Error(Error::Kind::conflict,
+                        "sandbox " + config.id + " holds the same files as snapshot " +
+                            existing->id.substr(0, 12) + ", which is named '" + existing->name +
+                            "' (a snapshot has one name): use that name, or remove the snapshot first");
+        existing->name = name; // an unnamed snapshot takes the name asked for
+        write_file_atomic(snapshots_dir(store_.paths()) + "/" + existing->id + "/snapshot.json",
+                          record_json(*existing).dump(), 0644);
+        return *existing;
+    }
     if (!name.empty() && find_snapshot(name))
         throw Error(Error::Kind::conflict, "the snapshot name '" + name + "' is already used");
     std::string final_dir = snapshots_dir(store_.paths()) + "/" + record.id;

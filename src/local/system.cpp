@@ -22,6 +22,10 @@ Pipe::Pipe() {
     write.reset(fds[1]);
 }
 
+void Pipe::widen(int bytes) {
+    if (::fcntl(write.get(), F_SETPIPE_SZ, bytes) == -1) (void)::fcntl(write.get(), F_SETPIPE_SZ, 1 << 20);
+}
+
 bool valid_name(const std::string& name) {
     if (name.empty() || name.size() > 63) return false;
     if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;

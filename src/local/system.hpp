@@ -63,6 +63,10 @@ class Fd {
 struct Pipe {
     Fd read, write;
     Pipe();
+    // Asks for a buffer of `bytes` (at most /proc/sys/fs/pipe-max-size for unprivileged users), so that bulk
+    // data crosses with fewer, larger reads and writes and fewer context switches. Best effort: a pipe that
+    // stays at 64 KiB is only slower.
+    void widen(int bytes = 1 << 20);
 };
 
 // A name for a sandbox or snapshot: up to 63 letters, digits, '-', '_' or '.', starting with a letter or

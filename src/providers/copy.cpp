@@ -192,6 +192,7 @@ void copy_in(Provider& provider, std::string_view id, const CopyRequest& r) {
                      "source is a tar stream (-)");
         spec.dir = r.sandbox_path;
         Pipe pipe;
+        pipe.widen();
         int out = pipe.write.get();
         // A pump, not stdin itself: when sbox is interrupted the pump dies, and the sandbox's side sees the
         // stream end early and removes what it wrote.
@@ -261,6 +262,7 @@ void copy_in(Provider& provider, std::string_view id, const CopyRequest& r) {
 
     local::Archiver& tar = archiver();
     Pipe pipe;
+    pipe.widen();
     int out = pipe.write.get();
     Child producer(
         [&]() -> std::string {
@@ -321,6 +323,7 @@ void copy_out(Provider& provider, std::string_view id, const CopyRequest& r) {
 
     local::Archiver& tar = archiver();
     Pipe pipe;
+    pipe.widen();
     int in = pipe.read.get();
     Child consumer(
         [&]() -> std::string {

@@ -399,6 +399,36 @@ TEST_SUITE("rootless-capable") {
         check_only_completed(w);
     }
 
+    TEST_CASE("snapshot: the same files again give the same snapshot; an unnamed one takes a name") {
+        World w;
+        Cleanup cleanup_w{w};
+        auto s1 = w.create();
+        sh(w, s1, "echo same > /root/f");
+        const std::string first = snap_create(w, s1);
+        CHECK(snap_create(w, s1) == first); // nothing changed: the stored snapshot, no second copy
+        CHECK(snap_ids(w) == std::vector<std::string>{first});
+
+        // Asked for by name, the unnamed snapshot of the same files takes the name.
+        CHECK(snap_create(w, s1, "named") == first);
+        auto listed = snap_ls(w);
+        REQUIRE(listed.size() == 1);
+        CHECK(listed[0].at("name") == "named");
+        Result again = w.sbox({"snapshot", "create", s1, "--name", "named"});
+        INFO("a name already used: " << describe(again));
+        CHECK(again.status == 1); // checked before any work, whatever the files
+        CHECK(again.err.find("already used") != std::string::npos);
+
+        // Another name for the same files: a snapshot has one name, so that is refused and says which.
+        Result other = w.sbox({"snapshot", "create", s1, "--name", "other"});
+        INFO("a second name for the same files: " << describe(other));
+        CHECK(other.status == 1);
+        CHECK(other.out.empty());
+        CHECK(other.err.find("'named'") != std::string::npos);
+        CHECK(snap_ids(w) == std::vector<std::string>{first});
+        CHECK(snap_ls(w)[0].at("name") == "named");
+        check_only_completed(w);
+    }
+
     TEST_CASE(
         "snapshot: export writes a zstd tar with manifest.json; import gives the same id, elsewhere too") {
         TempDir t;
