@@ -75,6 +75,16 @@ struct ExtractOptions {
     // free space (blocks available to the caller) and free inodes of the destination's file system.
     std::uint64_t max_bytes = 0;
     std::uint64_t max_entries = 0;
+    // Bounds on the whole stream, skipped entries included: the data its headers announce and the number
+    // of entries (0: unbounded). Selected entries are bounded by max_bytes and max_entries; these stop a
+    // decompression bomb hidden in entries that select_prefix skips.
+    std::uint64_t max_stream_bytes = 0;
+    std::uint64_t max_stream_entries = 0;
+    // When not empty, every entry must lie within one of these names (or be a directory above one), else
+    // the stream is refused: for formats that say exactly what they hold. Same form as select_prefix.
+    std::vector<std::string> allowed;
+    // With select_prefix naming one file: stop reading once it is extracted (the rest is not looked at).
+    bool stop_after_selected = false;
     // Moving into place merges directories into existing ones and replaces existing files (docker cp);
     // a directory never replaces a non-directory nor the reverse (an error, checked before anything moves).
     // Called with a message for each entry skipped as unsafe but harmless to skip (a device node).

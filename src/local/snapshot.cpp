@@ -29,6 +29,7 @@ namespace sbox::local {
 namespace {
 
 constexpr const char* kFormat = "sbox-snapshot/1";
+constexpr std::uint64_t kMaxManifest = 16 << 20; // bytes: a manifest is a few hundred per layer
 
 std::string snapshots_dir(const Paths& paths) {
     return paths.data + "/snapshots";
@@ -519,8 +520,18 @@ SnapshotRecord Engine::import_snapshot(int in_fd) {
         Fd dir = open_dir(AT_FDCWD, meta, O_RDONLY);
         ExtractOptions o;
         o.select_prefix = "manifest.json";
-        o.max_bytes = 16 << 20;
-        tar.extract(in.get(), dir.get(), o);
+        o.max_bytes = kMaxManifest;
+        o.max_stream_bytes = kMaxManifest;
+        o.allowed = {"manifest.json"}; // the first entry, as export writes it
+        o.stop_after_selected = true;
+        try {
+            tar.extract(in.get(), dir.get(), o);
+        } catch (const Error& e) {
+            if (e.kind() != Error::Kind::invalid) throw;
+            throw Error(Error::Kind::invalid,
+                        std::string("not an sbox snapshot file (one starts with manifest.json): ") +
+                            e.what());
+        }
     }
     nlohmann::json manifest;
     try {
@@ -553,6 +564,16 @@ SnapshotRecord Engine::import_snapshot(int in_fd) {
         if (layers[i].parent != expected_parent)
             throw Error(Error::Kind::invalid, "the manifest's layers do not form one chain");
     }
+    // The file holds the manifest and these layers, nothing else, and no more than they say: each pass
+    // over it refuses any other entry and stops at that much data, so that no pass spends its time on
+    // entries it skips (a bomb hidden in another layer's name).
+    std::vector<std::string> allowed{"manifest.json"};
+    std::uint64_t stream_bytes = kMaxManifest, stream_entries = 2; // the manifest, a "layers/" entry
+    for (const auto& record : layers) {
+        allowed.push_back("layers/" + record.id);
+        stream_bytes += record.size;
+        stream_entries += record.entries + 1; // the layer's root entry
+    }
     // Bottom first, so a layer's parent is always in the store before it.
     IdMap map = store_idmap(rootless);
     std::reverse(layers.begin(), layers.end());
@@ -571,6 +592,9 @@ SnapshotRecord Engine::import_snapshot(int in_fd) {
         // The manifest's own figures bound the extraction: a layer that expands beyond them is refused.
         o.max_bytes = std::max<std::uint64_t>(record.size, 1);
         o.max_entries = record.entries + 1;
+        o.max_stream_bytes = stream_bytes;
+        o.max_stream_entries = stream_entries;
+        o.allowed = allowed;
         Fd in = open_file();
         int in_fd2 = in.get(), layer_fd = layer.get();
         Child writer(
@@ -585,7 +609,6 @@ SnapshotRecord Engine::import_snapshot(int in_fd) {
                         "the snapshot's layer " + record.id.substr(0, 12) +
                             " does not match its content (the file is corrupt, truncated or "
                             "was altered)");
-        write_file_atomic(layer_tmp.path() + "/snapshot.json", record_json(record).dump(), 0644);
         auto held = store_.lock();
         if (load_record(store_.paths(), record.id)) continue;
         if (!record.name.empty() && find_snapshot(record.name)) record.name.clear(); // the name is taken here

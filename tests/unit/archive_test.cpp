@@ -647,6 +647,77 @@ TEST_CASE("archive: select_prefix extracts one subtree and reads the stream to i
     CHECK(written);
 }
 
+TEST_CASE("archive: allowed names, stream bounds and stop_after_selected guard the skipped entries too") {
+    const std::string tar = TarBuilder()
+                                .file("manifest.json", "{}")
+                                .dir("layers/")
+                                .dir("layers/aa/")
+                                .file("layers/aa/f", "a")
+                                .file("layers/bb/g", std::string(2000, 'b'))
+                                .finish();
+    ExtractOptions x;
+    x.select_prefix = "layers/aa/";
+    x.allowed = {"manifest.json", "layers/aa", "layers/bb/"};
+    {
+        Sandbox box;
+        ArchiveStats s = extract_string(tar, box.dest, x);
+        CHECK(names(box.dest) == std::set<std::string>{"f"});
+        CHECK(s.entries == 1);
+    }
+    // An entry outside every allowed name is refused, and named, though it is not selected.
+    x.allowed = {"manifest.json", "layers/aa"};
+    {
+        Sandbox box;
+        auto e = error_of([&] { extract_string(tar, box.dest, x); });
+        CHECK(e.kind() == Kind::invalid);
+        CHECK(contains(e.what(), "'layers/bb/g'"));
+        CHECK(contains(e.what(), "only manifest.json and layers/aa belong"));
+        box.unchanged();
+    }
+    x.allowed.clear();
+    // The skipped entry's 2000 bytes break a bound of 1000 on the stream, though 1 byte is extracted.
+    x.max_stream_bytes = 1000;
+    {
+        Sandbox box;
+        auto e = error_of([&] { extract_string(tar, box.dest, x); });
+        CHECK(e.kind() == Kind::invalid);
+        CHECK(contains(e.what(), "more than 1000 bytes"));
+        box.unchanged();
+    }
+    x.max_stream_bytes = 2003;
+    {
+        Sandbox box;
+        CHECK(extract_string(tar, box.dest, x).bytes == 1);
+    }
+    x.max_stream_bytes = 0;
+    x.max_stream_entries = 4; // the stream has 5
+    {
+        Sandbox box;
+        auto e = error_of([&] { extract_string(tar, box.dest, x); });
+        CHECK(e.kind() == Kind::invalid);
+        CHECK(contains(e.what(), "more than 4 entries"));
+        box.unchanged();
+    }
+
+    // stop_after_selected: the one file selected is taken and nothing after it is read.
+    std::string head = TarBuilder().file("manifest.json", "{\"a\":1}").finish();
+    REQUIRE(head.size() > 1024);
+    std::string then_garbage = head.substr(0, 1024) + std::string(4096, 'x');
+    ExtractOptions m;
+    m.select_prefix = "manifest.json";
+    {
+        Sandbox box;
+        CHECK(error_of([&] { extract_string(then_garbage, box.dest, m); }).kind() == Kind::invalid);
+        box.unchanged();
+    }
+    m.stop_after_selected = true;
+    {
+        Sandbox box;
+        extract_string(then_garbage, box.dest, m);
+        CHECK(sbox::test::read_file(box.dest / "manifest.json") == "{\"a\":1}");
+    }
+}
+
 TEST_CASE("archive: files are written first, as regular files") {
     TempDir src, dst;
     make_file(src.path / "f", "f", 0644);

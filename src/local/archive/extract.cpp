@@ -75,7 +75,10 @@ class Extractor {
     Extractor(archive* a, Source& source, int staging_fd, const ExtractOptions& options, std::string prefix,
               Limits limits)
         : a_(a), source_(source), staging_(staging_fd), options_(options), prefix_(std::move(prefix)),
-          limits_(limits) {}
+          limits_(limits) {
+        for (const auto& a : options_.allowed)
+            allowed_.push_back(normalize_name(a, "an allowed name"));
+    }
 
     // Extracts every entry into the staging directory, then reads the input to its end.
     void run() {
@@ -95,7 +98,9 @@ class Extractor {
                 warn(std::string("libarchive: ") + message()); // e.g. a name not in the locale's charset
             else if (rc != ARCHIVE_OK)
                 fail_read();
+            count_in_stream(e);
             entry(e);
+            if (options_.stop_after_selected && selected_) return;
         }
         // The writer may still have bytes after the end-of-archive blocks (block padding, compressed
         // trailers): take them, so it never sees a broken pipe.
@@ -284,6 +289,38 @@ class Extractor {
         return rc;
     }
 
+    // Every header, selected or not, against the stream's bounds and the allowed names.
+    void count_in_stream(archive_entry* e) {
+        ++stream_entries_;
+        if (options_.max_stream_entries != 0 && stream_entries_ > options_.max_stream_entries)
+            throw Error(Error::Kind::invalid, "the archive holds more than " +
+                                                  std::to_string(options_.max_stream_entries) +
+                                                  " entries, more than it should (a decompression bomb?)");
+        std::uint64_t size = archive_entry_size_is_set(e) && archive_entry_size(e) > 0
+                                 ? static_cast<std::uint64_t>(archive_entry_size(e))
+                                 : 0;
+        if (options_.max_stream_bytes != 0 && size > options_.max_stream_bytes - stream_bytes_)
+            throw Error(Error::Kind::invalid,
+                        "the archive holds more than " + std::to_string(options_.max_stream_bytes) +
+                            " bytes of data, more than it should (a decompression bomb?)");
+        stream_bytes_ += size;
+        if (options_.allowed.empty()) return;
+        const char* raw = archive_entry_pathname(e);
+        std::string name = raw != nullptr ? normalize_name(raw, "entry") : std::string();
+        for (const auto& a : allowed_)
+            if (name == a || name.starts_with(a + "/") || a.starts_with(name + "/")) return;
+        std::string expected;
+        for (std::size_t i = 0; i < allowed_.size(); ++i) {
+            const std::string& a = allowed_[i];
+            expected += (i == 0                     ? ""
+                         : i + 1 == allowed_.size() ? " and "
+                                                    : ", ") +
+                        (a.size() > 24 ? a.substr(0, 20) + "..." : a);
+        }
+        throw Error(Error::Kind::invalid,
+                    "refusing entry '" + name + "': only " + expected + " belong in this archive");
+    }
+
     void count_entry() {
         if (stats.entries + 1 > limits_.entries) too_much(false);
         ++stats.entries;
@@ -457,6 +494,7 @@ class Extractor {
         if (raw == nullptr) throw Error(Error::Kind::invalid, "refusing an entry without a usable name");
         std::string rel = normalize_name(raw, "entry");
         if (!strip_prefix(rel)) return; // not selected (its data is skipped by the next header)
+        selected_ = true;
 
         CanonicalEntry c;
         c.name = rel;
@@ -569,6 +607,9 @@ class Extractor {
     int staging_;
     const ExtractOptions& options_;
     std::string prefix_; // select_prefix in canonical form (no trailing slash); "" selects everything
+    std::vector<std::string> allowed_; // options_.allowed in canonical form
+    std::uint64_t stream_entries_ = 0, stream_bytes_ = 0;
+    bool selected_ = false; // an entry was selected (stop_after_selected)
     Limits limits_;
     std::map<std::string, DirMeta> dirs_; // every directory made, by its path below the staging directory
     Fd parent_;
