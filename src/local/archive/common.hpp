@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <locale.h>
 #include <memory>
+#include <pthread.h>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,17 +78,39 @@ struct CanonicalEntry {
 
 // sha256 over a tree's entries in canonical form; the same code on both sides, so a tree written from disk
 // and the same tree read back from an archive give the same digest.
+//
+// The hashing runs in a thread of its own once more than a buffer's worth has come (sha256 is the slowest
+// step of an extraction: a snapshot's layer would otherwise be hashed and written one after the other). The
+// bytes hashed, and so the digest, do not depend on it. Raw pthreads: a module may use only the C++
+// runtime the executable links, and it has no std::thread.
 class TreeDigest {
   public:
     TreeDigest();
+    ~TreeDigest();
+    TreeDigest(const TreeDigest&) = delete;
+    TreeDigest& operator=(const TreeDigest&) = delete;
     void entry(const CanonicalEntry& e);
     void data(const void* bytes, std::size_t size);
-    std::string hex();
+    std::string hex(); // once: the digest of everything fed
 
   private:
+    static constexpr std::size_t kBuffer = 1 << 20, kDepth = 4;
     void number(std::uint64_t n);
     void string(std::string_view s);
+    void feed(const void* bytes, std::size_t size);
+    void submit(); // hands the buffer being filled to the thread (or hashes it here)
+    void stop();   // waits for the thread to hash everything handed to it
+    static void* run(void* self);
+
     sha256_ctx ctx_{};
+    std::vector<std::uint8_t> buffers_[kDepth];
+    std::size_t fill_ = 0;            // bytes in buffers_[head_]
+    std::size_t head_ = 0, tail_ = 0; // being filled; next to hash
+    std::size_t queued_ = 0;          // handed over, not hashed yet
+    bool started_ = false, stopping_ = false;
+    pthread_t thread_{};
+    pthread_mutex_t mutex_ = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t changed_ = PTHREAD_COND_INITIALIZER;
 };
 
 // An entry name in canonical form: components joined by single slashes, without "." components, a leading

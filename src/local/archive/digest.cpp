@@ -1,6 +1,9 @@
 // The canonical tree digest and entry name rules (common.hpp).
 #include "local/archive/common.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace sbox::local::archive_impl {
 
 namespace {
@@ -10,7 +13,12 @@ constexpr std::string_view kDigestTag = "sbox-tree-digest-v1\n";
 
 TreeDigest::TreeDigest() {
     sha256_init(&ctx_);
-    sha256_update(&ctx_, kDigestTag.size(), reinterpret_cast<const std::uint8_t*>(kDigestTag.data()));
+    buffers_[0].resize(kBuffer);
+    feed(kDigestTag.data(), kDigestTag.size());
+}
+
+TreeDigest::~TreeDigest() {
+    stop();
 }
 
 // Every number as 8 bytes little-endian, every string prefixed with its length: no two different entry
@@ -21,18 +29,18 @@ void TreeDigest::number(std::uint64_t n) {
         b = static_cast<std::uint8_t>(n & 0xff);
         n >>= 8;
     }
-    sha256_update(&ctx_, sizeof bytes, bytes);
+    feed(bytes, sizeof bytes);
 }
 
 void TreeDigest::string(std::string_view s) {
     number(s.size());
-    sha256_update(&ctx_, s.size(), reinterpret_cast<const std::uint8_t*>(s.data()));
+    feed(s.data(), s.size());
 }
 
 void TreeDigest::entry(const CanonicalEntry& e) {
     string(e.name);
     std::uint8_t type = static_cast<std::uint8_t>(e.type);
-    sha256_update(&ctx_, 1, &type);
+    feed(&type, 1);
     number(e.perm & 07777);
     number(static_cast<std::uint64_t>(e.uid));
     number(static_cast<std::uint64_t>(e.gid));
@@ -45,10 +53,76 @@ void TreeDigest::entry(const CanonicalEntry& e) {
 }
 
 void TreeDigest::data(const void* bytes, std::size_t size) {
-    sha256_update(&ctx_, size, static_cast<const std::uint8_t*>(bytes));
+    feed(bytes, size);
+}
+
+void TreeDigest::feed(const void* bytes, std::size_t size) {
+    const auto* p = static_cast<const std::uint8_t*>(bytes);
+    while (size > 0) {
+        std::size_t n = std::min(size, kBuffer - fill_);
+        std::memcpy(buffers_[head_].data() + fill_, p, n);
+        fill_ += n;
+        p += n;
+        size -= n;
+        if (fill_ == kBuffer) submit();
+    }
+}
+
+void TreeDigest::submit() {
+    if (!started_) {
+        // The first full buffer: from here on a thread hashes while the caller goes on. Without one (no
+        // thread to be had), everything is hashed here.
+        started_ = ::pthread_create(&thread_, nullptr, &TreeDigest::run, this) == 0;
+        if (!started_) {
+            sha256_update(&ctx_, fill_, buffers_[head_].data());
+            fill_ = 0;
+            return;
+        }
+    }
+    ::pthread_mutex_lock(&mutex_);
+    ++queued_;
+    head_ = (head_ + 1) % kDepth;
+    ::pthread_cond_broadcast(&changed_);
+    while (queued_ == kDepth) // every buffer is waiting to be hashed: the next one to fill included
+        ::pthread_cond_wait(&changed_, &mutex_);
+    ::pthread_mutex_unlock(&mutex_);
+    if (buffers_[head_].size() != kBuffer) buffers_[head_].resize(kBuffer);
+    fill_ = 0;
+}
+
+void* TreeDigest::run(void* self) {
+    auto* d = static_cast<TreeDigest*>(self);
+    ::pthread_mutex_lock(&d->mutex_);
+    for (;;) {
+        while (d->queued_ == 0 && !d->stopping_)
+            ::pthread_cond_wait(&d->changed_, &d->mutex_);
+        if (d->queued_ == 0) break; // stopping, and all hashed
+        std::vector<std::uint8_t>& buffer = d->buffers_[d->tail_];
+        ::pthread_mutex_unlock(&d->mutex_);
+        sha256_update(&d->ctx_, kBuffer, buffer.data()); // only full buffers are queued
+        ::pthread_mutex_lock(&d->mutex_);
+        d->tail_ = (d->tail_ + 1) % kDepth;
+        --d->queued_;
+        ::pthread_cond_broadcast(&d->changed_);
+    }
+    ::pthread_mutex_unlock(&d->mutex_);
+    return nullptr;
+}
+
+void TreeDigest::stop() {
+    if (!started_) return;
+    ::pthread_mutex_lock(&mutex_);
+    stopping_ = true;
+    ::pthread_cond_broadcast(&changed_);
+    ::pthread_mutex_unlock(&mutex_);
+    ::pthread_join(thread_, nullptr);
+    started_ = false;
 }
 
 std::string TreeDigest::hex() {
+    stop(); // the full buffers first, in order
+    sha256_update(&ctx_, fill_, buffers_[head_].data());
+    fill_ = 0;
     std::uint8_t digest[SHA256_DIGEST_SIZE];
     sha256_digest(&ctx_, sizeof digest, digest);
     static constexpr char kHex[] = "0123456789abcdef";
