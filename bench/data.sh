@@ -57,18 +57,10 @@ if [ "$cp_mib" -lt 16 ] || [ "$snapshot_mib" -lt 16 ]; then
     exit 2
 fi
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-sbox=${SBOX_BIN:-$repo/build/sbox}
-if [ ! -x "$sbox" ]; then
-    echo "bench/data.sh: no sbox binary at $sbox (build it: cmake --preset default && cmake --build --preset default)" >&2
-    exit 1
-fi
-for tool in hyperfine tar zstd split base64 awk; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "bench/data.sh: $tool is not installed (packaging/install-deps.sh --bench)" >&2
-        exit 1
-    fi
-done
+me=bench/data.sh
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+require hyperfine tar zstd split base64 awk
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sbox-bench-data-XXXXXX")
 export SBOX_ROOT=$tmp/sbox
@@ -94,22 +86,9 @@ if [ "$free_mib" -lt "$needed_mib" ]; then
     exit 1
 fi
 
-# The median (seconds) of the Nth command (1-based) of a hyperfine CSV export; columns counted from the end,
-# since a quoted command may hold commas.
-median_s() {
-    awk -F, -v row="$(($2 + 1))" 'NR == row { printf "%.3f", $(NF - 4) }' "$1"
-}
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
-}
 mib_per_s() { # MIB SECONDS
     awk -v m="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", m / s; else printf "n/a" }'
 }
-# A number field of `sbox inspect --json`.
-json_number() {
-    grep -o "\"$1\"[[:space:]]*:[[:space:]]*[0-9]*" | grep -o '[0-9]*$' | head -1 || true
-}
-
 # A tree of MIB mebibytes in four sizes, about half of it text-like (compressible) and half random:
 # 4 files of MIB/8 MiB, MIB/4 files of 1 MiB, files of 64 KiB and files of 8 KiB (MIB/8 MiB each), the small
 # ones in 32 directories per size.
@@ -181,13 +160,13 @@ hyperfine -N --runs "$create_runs" --warmup 3 --export-csv "$create_csv" \
     -n "sbox create --snapshot" "'$sbox' create --snapshot bench-snapshot"
 
 # ---- summary ---------------------------------------------------------------------------------------------------
-tar_s=$(median_s "$cp_csv" 1)
-cp_in_s=$(median_s "$cp_csv" 2)
-cp_out_s=$(median_s "$cp_csv" 3)
-zstd_s=$(median_s "$snap_csv" 1)
-snapshot_s=$(median_s "$snap_csv" 2)
-create_s=$(median_s "$create_csv" 1)
-create_snap_s=$(median_s "$create_csv" 2)
+tar_s=$(median_of "$cp_csv" 1)
+cp_in_s=$(median_of "$cp_csv" 2)
+cp_out_s=$(median_of "$cp_csv" 3)
+zstd_s=$(median_of "$snap_csv" 1)
+snapshot_s=$(median_of "$snap_csv" 2)
+create_s=$(median_of "$create_csv" 1)
+create_snap_s=$(median_of "$create_csv" 2)
 
 echo
 echo "== medians"

@@ -43,18 +43,10 @@ case "$runs$warmup" in
     ;;
 esac
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-sbox=${SBOX_BIN:-$repo/build/sbox}
-if [ ! -x "$sbox" ]; then
-    echo "bench/local.sh: no sbox binary at $sbox (build it: cmake --preset default && cmake --build --preset default)" >&2
-    exit 1
-fi
-for tool in hyperfine bwrap unshare nsenter awk; do
-    if ! command -v "$tool" >/dev/null; then
-        echo "bench/local.sh: $tool is not installed (packaging/install-deps.sh --bench)" >&2
-        exit 1
-    fi
-done
+me=bench/local.sh
+# shellcheck source=bench/common.sh
+source "$(dirname "$0")/common.sh"
+require hyperfine bwrap unshare nsenter awk
 
 tmp=$(mktemp -d /tmp/sbox-bench-XXXXXX)
 ref=""
@@ -69,18 +61,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# The median (milliseconds) of the Nth command (1-based) of a hyperfine CSV export. Columns: command, mean,
-# stddev, median, user, system, min, max; counted from the end, since a quoted command may hold commas.
-median_ms() {
-    awk -F, -v row="$(($2 + 1))" 'NR == row { printf "%.3f", $(NF - 4) * 1000 }' "$1"
-}
-ratio() {
-    awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'
-}
-# A number field of `sbox inspect --json` (pretty-printed or not).
-json_number() {
-    grep -o "\"$1\"[[:space:]]*:[[:space:]]*[0-9]*" | grep -o '[0-9]*$' | head -1 || true
-}
 rss_kib() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true
 }
@@ -149,11 +129,11 @@ mem_after=$(
 )
 
 # ---- summary ---------------------------------------------------------------------------------------------------
-sbox_run=$(median_ms "$run_csv" 1)
-bwrap=$(median_ms "$run_csv" 2)
-unshare=$(median_ms "$run_csv" 3)
-sbox_exec=$(median_ms "$exec_csv" 1)
-nsenter=$(median_ms "$exec_csv" 2)
+sbox_run=$(median_of "$run_csv" 1 1000)
+bwrap=$(median_of "$run_csv" 2 1000)
+unshare=$(median_of "$run_csv" 3 1000)
+sbox_exec=$(median_of "$exec_csv" 1 1000)
+nsenter=$(median_of "$exec_csv" 2 1000)
 
 echo
 echo "== medians (ms)"
