@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -802,6 +803,11 @@ TEST_CASE("cp (as root): a symlink to /etc reads and writes the sandbox's /etc, 
     TempDir t;
     const std::string h = t.path();
     auto ref = w.create();
+    if (!w.inspect(ref)["details"].value("base_idmapped", false)) {
+        MESSAGE("skipped: the host's root filesystem does not support idmapped mounts "
+                "(details.base_idmapped), so the sandbox's /etc is read-only inside");
+        return;
+    }
     const std::string marker = "sandbox-marker-" + random_hex(10);
     sh(w, ref, "echo " + marker + " >> /etc/passwd && ln -s /etc /out");
     REQUIRE(read_file("/etc/passwd").find(marker) == std::string::npos);
@@ -816,4 +822,56 @@ TEST_CASE("cp (as root): a symlink to /etc reads and writes the sandbox's /etc, 
     CHECK(sh(w, ref, "cat /etc/" + name) == "into etc\n");
     CHECK_FALSE(exists("/etc/" + name));
     CHECK(read_file("/etc/passwd").find(marker) == std::string::npos);
+}
+
+TEST_CASE("cp (as root): no space left - a clear error, exit 1, nothing left at the destination") {
+    if (!is_root()) {
+        MESSAGE("skipped: needs root (small tmpfs file systems to fill)");
+        return;
+    }
+    World w;
+    // The sandbox's writable layer on a 32 MiB file system: the whole state directory is a tmpfs that size.
+    REQUIRE(::mount("tmpfs", w.root().c_str(), "tmpfs", 0, "size=32m,mode=0755") == 0);
+    struct Unmount {
+        const World& w;
+        ~Unmount() {
+            w.sbox({"kill", "--all"});
+            ::umount2(w.root().c_str(), MNT_DETACH);
+        }
+    } unmount{w};
+    TempDir t;
+    const std::string h = t.path();
+    write_file(h + "/big", std::string(48 << 20, 'x'));
+    make_dirs(h + "/tree");
+    write_file(h + "/tree/a", "a\n");
+    write_file(h + "/tree/b", std::string(48 << 20, 'b'));
+    auto ref = w.create();
+    sh(w, ref, "mkdir /dst");
+
+    Result in = w.sbox({"cp", h + "/big", at(ref, "/dst/")});
+    check_failed(in, "in: a file larger than the sandbox's free space");
+    CHECK(lower(in.err).find("space") != std::string::npos);
+    Result in_tree = w.sbox({"cp", h + "/tree", at(ref, "/dst/")});
+    check_failed(in_tree, "in: a tree larger than the sandbox's free space");
+    CHECK(lower(in_tree.err).find("space") != std::string::npos);
+    CHECK(sh(w, ref, "ls -A /dst") == "");
+
+    // Out: onto a 1 MiB tmpfs on the host.
+    sh(w, ref,
+       "head -c 4194304 /dev/zero > /dst/four && mkdir /dst/t && echo a > /dst/t/a && "
+       "head -c 4194304 /dev/zero > /dst/t/b");
+    const std::string small = h + "/small";
+    make_dirs(small);
+    REQUIRE(::mount("tmpfs", small.c_str(), "tmpfs", 0, "size=1m") == 0);
+    Result out = w.sbox({"cp", at(ref, "/dst/four"), small + "/"});
+    Result out_tree = w.sbox({"cp", at(ref, "/dst/t"), small + "/"});
+    std::size_t left = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(small))
+        ++left;
+    ::umount2(small.c_str(), MNT_DETACH);
+    check_failed(out, "out: a file larger than the host directory's free space");
+    CHECK(lower(out.err).find("space") != std::string::npos);
+    check_failed(out_tree, "out: a tree larger than the host directory's free space");
+    CHECK(lower(out_tree.err).find("space") != std::string::npos);
+    CHECK(left == 0);
 }

@@ -6,6 +6,7 @@
 #include <archive_entry.h>
 
 #include <csignal>
+#include <cstring>
 #include <exception>
 #include <map>
 #include <set>
@@ -887,7 +888,11 @@ TEST_CASE("archive: ids outside 0..65535 after id_shift are refused when writing
 TEST_CASE("archive: overlay whiteouts and opaque directories become .wh. entries and back (root only)") {
     if (!is_root()) return;
     TempDir upper;
-    REQUIRE(::mknod((upper.path / "gone").c_str(), S_IFCHR | 0, makedev(0, 0)) == 0);
+    if (::mknod((upper.path / "gone").c_str(), S_IFCHR | 0, makedev(0, 0)) != 0) {
+        // Overlayfs refuses to create whiteouts (a /tmp on an overlay root: a container, a chroot).
+        MESSAGE("skipped: cannot make a whiteout in " << upper.path << ": " << std::strerror(errno));
+        return;
+    }
     fs::create_directory(upper.path / "opq");
     make_file(upper.path / "opq/f", "f", 0644);
     REQUIRE(::setxattr((upper.path / "opq").c_str(), "trusted.overlay.opaque", "y", 1, 0) == 0);
@@ -971,7 +976,8 @@ TEST_CASE("archive: a reader that goes away is an error, not a SIGPIPE") {
     Fd rd(p[0]), wr(p[1]);
     rd.reset();
     auto e = error_of([&] { archiver().write({whole(fd.get())}, wr.get(), {}); });
-    CHECK(e.kind() == Kind::unavailable);
+    // internal: in a pipeline the reader's own failure is the one reported (copy.cpp, snapshot.cpp).
+    CHECK(e.kind() == Kind::internal);
     CHECK(contains(e.what(), "the reader went away"));
     sigset_t pending;
     sigemptyset(&pending);

@@ -281,8 +281,10 @@ class Writer {
             throw Error(Error::Kind::internal, std::string("libarchive: cannot ") + what + ": " + message());
     }
     [[noreturn]] void fail(const std::string& what) const {
+        // internal: in sbox's own pipelines the reader's failure is the one to report (copy.cpp's finish,
+        // snapshot.cpp's transfer give way to it on this kind).
         if (sink_.err == EPIPE)
-            throw Error(Error::Kind::unavailable, "the reader went away while " + what + " (broken pipe)");
+            throw Error(Error::Kind::internal, "the reader went away while " + what + " (broken pipe)");
         if (sink_.err != 0) throw_errno("write the archive (" + what + ")", sink_.err);
         throw Error(Error::Kind::internal, what + ": " + message());
     }
