@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <stdexcept>
 
+#include "local/namespaces.hpp"
+
 namespace sbox::local {
 
 namespace {
@@ -58,7 +60,13 @@ Child::Child(const std::function<std::string()>& body, std::vector<int> keep, co
         try {
             if (userns) {
                 char c = 'u';
-                check(::unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)");
+                if (::unshare(CLONE_NEWUSER) == -1) {
+                    // Refused even to root inside a chroot: leave it (this process only), as start_sandbox
+                    // does, and try again.
+                    if (errno != EPERM || ::geteuid() != 0) throw_errno("unshare(CLONE_NEWUSER)");
+                    leave_chroot();
+                    check(::unshare(CLONE_NEWUSER), "unshare(CLONE_NEWUSER)");
+                }
                 if (::write(child_sync.get(), &c, 1) != 1 || ::read(child_sync.get(), &c, 1) != 1 || c != 'm')
                     throw Error(Error::Kind::internal,
                                 "the user namespace of a helper process was not mapped");
