@@ -34,7 +34,9 @@ namespace sbox::local {
 
 namespace {
 
-constexpr int kStopAttempts = 400; // about 2 s
+// How long stopping may take: a process stops only once it runs, and on a loaded machine one waiting for the
+// disk (state D) may take seconds to.
+constexpr int kStopSeconds = 10;
 
 // The processes of this PID namespace that are not stopped yet (state other than T or t, zombies aside),
 // leaving out PID 1 and the caller.
@@ -79,9 +81,14 @@ void signal_all(const SandboxState& state, int sig) {
                     become_user("", setgroups);
                     // Nothing inside may ptrace a process born of sbox's memory.
                     check(::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "prctl(PR_SET_DUMPABLE)");
-                    for (int attempt = 0; attempt < kStopAttempts; ++attempt) {
+                    struct timespec start {};
+                    ::clock_gettime(CLOCK_MONOTONIC, &start);
+                    for (;;) {
                         if (::kill(-1, sig) == -1 && errno != ESRCH) ::_exit(2);
                         if (sig != SIGSTOP || running_processes() == 0) ::_exit(0);
+                        struct timespec now {};
+                        ::clock_gettime(CLOCK_MONOTONIC, &now);
+                        if (now.tv_sec - start.tv_sec >= kStopSeconds) break;
                         struct timespec pause = {0, 5 * 1000 * 1000};
                         ::nanosleep(&pause, nullptr);
                     }

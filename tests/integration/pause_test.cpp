@@ -135,6 +135,8 @@ void check_continued(const nlohmann::json& details, const std::vector<pid_t>& pi
 void check_gone(const World& w, pid_t sup, const std::string& cgroup) {
     INFO("supervisor " << sup << ", cgroup '" << cgroup << "'");
     CHECK(eventually([&] { return !process_alive(sup); }, 10s));
+    // A sandbox that ended by itself is removed by its monitor, which may still be at it.
+    eventually([&] { return w.leftovers().empty(); }, 10s);
     auto left = w.leftovers();
     std::string joined;
     for (auto& l : left)
@@ -275,7 +277,9 @@ TEST_SUITE("rootless-capable") {
         CHECK(eventually([&] { return counter(w, ref) > c0; }, 30s));
 
         // Paused again, Ctrl-C (SIGTERM) to sbox run still removes the sandbox.
-        REQUIRE(w.sbox({"pause", ref}).status == 0);
+        Result again = w.sbox({"pause", ref});
+        INFO("pause again: " << describe(again));
+        REQUIRE(again.status == 0);
         run.signal(SIGTERM);
         Result end = run.finish({}, 60s);
         INFO("run: " << describe(end));
