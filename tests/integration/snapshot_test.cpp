@@ -162,6 +162,26 @@ std::string zstd(const std::string& data, bool compress) {
     return r.out;
 }
 
+// Whether sandboxes can start from a snapshot here. As root the layers are shown through idmapped mounts,
+// which the data directory's file system may not support (an overlayfs root: a container, the fresh-machine
+// chroot); sbox then refuses `create --snapshot` with a message naming them, and the test says it is skipped.
+bool stacking_works(const World& w) {
+    std::string ref = w.create();
+    Result snap = w.sbox({"snapshot", "create", ref});
+    REQUIRE(snap.status == 0);
+    std::string id = snap.out.substr(0, 64);
+    Result from = w.sbox({"create", "--snapshot", id});
+    bool works = from.status == 0;
+    if (!works) {
+        INFO("create --snapshot: " << describe(from));
+        REQUIRE(from.err.find("idmapped mounts") != std::string::npos);
+        MESSAGE("skipped: " << from.err);
+    }
+    REQUIRE(w.sbox({"kill", "--all"}).status == 0);
+    REQUIRE(w.sbox({"snapshot", "rm", id}).status == 0);
+    return works;
+}
+
 // Removes every sandbox and snapshot of a World before the World ends (declare it after the World): rootless,
 // a snapshot's layer holds files of the user's subordinate ids that only sbox, in its user namespace, can
 // remove. Snapshots that are parents of others go in a later round.
@@ -189,7 +209,7 @@ struct Cleanup {
 TEST_SUITE("rootless-capable") {
 
     TEST_CASE(
-        "snapshot: create prints the id and the sandbox keeps running; ls, ls --json and ls -q show it") {
+        "snapshot: create prints the id and the sandbox keeps running - ls, ls --json and ls -q show it") {
         World w;
         Cleanup cleanup_w{w};
         const std::string name = "snap-src-" + random_hex(6);
@@ -256,10 +276,11 @@ TEST_SUITE("rootless-capable") {
         CHECK((*e2)["source"] == ref);
     }
 
-    TEST_CASE(
-        "snapshot: a sandbox from a snapshot has its files, modes, owners and symlinks; the two stay apart") {
+    TEST_CASE("snapshot: a sandbox from a snapshot has its files, modes, owners and symlinks - the two stay "
+              "apart") {
         World w;
         Cleanup cleanup_w{w};
+        if (!stacking_works(w)) return;
         auto ref = w.create();
         sh(w, ref,
            "mkdir -p /home/u/docs && echo doc > /home/u/docs/a && echo secret > /root/secret && "
@@ -306,6 +327,7 @@ TEST_SUITE("rootless-capable") {
     TEST_CASE("snapshot: layers: a snapshot of a sandbox made from a snapshot has both, deletions included") {
         World w;
         Cleanup cleanup_w{w};
+        if (!stacking_works(w)) return;
         auto s1 = w.create();
         sh(w, s1,
            "echo a > /root/a && echo keep > /root/keep && echo old > /tmp/mod && mkdir /tmp/dir && "
@@ -344,6 +366,7 @@ TEST_SUITE("rootless-capable") {
     TEST_CASE("snapshot: rm by name, id or prefix - refused while a sandbox or another snapshot uses it") {
         World w;
         Cleanup cleanup_w{w};
+        if (!stacking_works(w)) return;
         auto s1 = w.create();
         sh(w, s1, "echo a > /root/a");
         const std::string a = snap_create(w, s1, "A");
@@ -399,7 +422,7 @@ TEST_SUITE("rootless-capable") {
         check_only_completed(w);
     }
 
-    TEST_CASE("snapshot: the same files again give the same snapshot; an unnamed one takes a name") {
+    TEST_CASE("snapshot: the same files again give the same snapshot - an unnamed one takes a name") {
         World w;
         Cleanup cleanup_w{w};
         auto s1 = w.create();
@@ -430,10 +453,11 @@ TEST_SUITE("rootless-capable") {
     }
 
     TEST_CASE(
-        "snapshot: export writes a zstd tar with manifest.json; import gives the same id, elsewhere too") {
+        "snapshot: export writes a zstd tar with manifest.json - import gives the same id, elsewhere too") {
         TempDir t;
         World w;
         Cleanup cleanup_w{w};
+        if (!stacking_works(w)) return;
         auto s1 = w.create();
         sh(w, s1, "echo a > /root/a && echo keep > /root/keep && mkdir /home/u && echo u > /home/u/f");
         const std::string a = snap_create(w, s1, "A");
@@ -695,6 +719,7 @@ TEST_SUITE("rootless-capable") {
         TempDir dir;
         World w;
         Cleanup cleanup_w{w};
+        if (!stacking_works(w)) return;
         const std::string image = dir.path() + "/image";
         make_image(image, {"/bin/sh", "/bin/cat", "/bin/ls", "/bin/mkdir"});
         auto ref = w.create({"--image", image});
@@ -728,6 +753,7 @@ TEST_CASE(
     }
     World w;
     Cleanup cleanup_w{w};
+    if (!stacking_works(w)) return;
     auto ref = w.create();
     if (!w.inspect(ref)["details"].value("base_idmapped", false)) {
         MESSAGE("skipped: the host's root filesystem does not support idmapped mounts "

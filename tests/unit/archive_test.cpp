@@ -436,7 +436,7 @@ TEST_CASE("archive: a tree round-trips through a pipe") {
         CHECK(!name.starts_with(".sbox-extract-"));
 }
 
-TEST_CASE("archive: equal trees give equal streams and digests; one byte changes the digest") {
+TEST_CASE("archive: equal trees give equal streams and digests - one byte changes the digest") {
     TempDir src;
     make_tree(src.path);
     Fd fd = open_dir(src.path);
@@ -801,7 +801,7 @@ TEST_CASE("archive: extraction merges into existing directories and replaces exi
     CHECK(names(box.outside).empty());
 }
 
-TEST_CASE("archive: a directory never replaces a non-directory nor the reverse; nothing moves") {
+TEST_CASE("archive: a directory never replaces a non-directory nor the reverse - nothing moves") {
     Sandbox box;
     make_file(box.dest / "a", "a file", 0644);
     fs::create_directory(box.dest / "d");
