@@ -3,7 +3,9 @@
 #include <map>
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -482,8 +484,18 @@ class Extractor {
         std::string real = leaf.substr(4);
         check_component(real, "the whiteout of");
         std::string real_name = join(parent_path, real);
-        create(parent, real, real_name, "create the whiteout",
-               [&] { return ::mknodat(parent, real.c_str(), S_IFCHR | 0600, makedev(0, 0)); });
+        create(parent, real, real_name, "create the whiteout", [&] {
+            int rc = ::mknodat(parent, real.c_str(), S_IFCHR | 0600, makedev(0, 0));
+            struct statfs fs {};
+            if (rc != 0 && errno == EPERM && ::fstatfs(parent, &fs) == 0 &&
+                fs.f_type == OVERLAYFS_SUPER_MAGIC)
+                throw Error(Error::Kind::unavailable,
+                            "cannot record the deletion of " + real_name +
+                                ": the destination is on overlayfs, which refuses to create whiteouts (as "
+                                "in a container or chroot whose root is an overlay); keep sbox's data on "
+                                "another file system (a volume, a tmpfs; see SBOX_ROOT)");
+            return rc;
+        });
         timespec times[2];
         mtime_of(e, times);
         metadata_at(parent, real, real_name, c, times);
