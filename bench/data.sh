@@ -76,7 +76,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# Nothing is deleted between runs: on ext4 without a journal (as on the machine this was written on), files
+# Each run starts with the page cache written back (sync, untimed), so that no run pays for the writeback of
+# the data an earlier one left dirty. Nothing is deleted between runs: on ext4 without a journal (as on the machine this was written on), files
 # made shortly after many were deleted pay for a scan past the recently deleted inodes, and whichever
 # contender runs after a deletion would pay for the other's. So every run writes somewhere new.
 needed_mib=$((cp_mib * (2 + 3 * (runs + 1)) + snapshot_mib * (3 + 2 * (runs + 1))))
@@ -120,7 +121,7 @@ echo "cp tree: $(tree_stats "$tmp/tree")"
 cp_ref=$("$sbox" create --name bench-cp)
 "$sbox" cp "$tmp/tree" "$cp_ref:/data"
 cp_csv=$tmp/cp.csv
-hyperfine --runs "$runs" --warmup 1 --export-csv "$cp_csv" \
+hyperfine --runs "$runs" --warmup 1 --export-csv "$cp_csv" --prepare sync \
     -n "tar | tar" "d='$tmp/dst.'\$(date +%s%N) && mkdir \$d && tar -C '$tmp/tree' -cf - . | tar -C \$d -xf -" \
     -n "sbox cp in" "'$sbox' cp '$tmp/tree' $cp_ref:/in.\$(date +%s%N)" \
     -n "sbox cp out" "'$sbox' cp $cp_ref:/data '$tmp/out.'\$(date +%s%N)"
@@ -143,7 +144,7 @@ fi
 snap_csv=$tmp/snapshot.csv
 hyperfine --runs "$runs" --warmup 1 --export-csv "$snap_csv" \
     -n "tar -c | zstd -3" "tar -C '$upper' -cf - . | zstd -3 -q -o '$tmp/upper.'\$(date +%s%N)'.tar.zst'" \
-    --prepare "'$sbox' exec $snap_ref -- sh -c 'date +%s%N > /marker'" \
+    --prepare "sync && '$sbox' exec $snap_ref -- sh -c 'date +%s%N > /marker'" \
     -n "sbox snapshot create" "'$sbox' snapshot create $snap_ref"
 # The last one again, by name: the same content, so the stored snapshot gets the name.
 "$sbox" snapshot create "$snap_ref" --name bench-snapshot >/dev/null
