@@ -4,6 +4,7 @@
 #include <csignal>
 #include <ctime>
 #include <map>
+#include <optional>
 #include <utility>
 
 #include <fcntl.h>
@@ -209,12 +210,13 @@ class Writer {
         stats_.bytes += content.size();
     }
 
-    // Writes one source; returns its digest.
+    // Writes one source; returns its digest ("" without WriteOptions::digest).
     std::string add_source(const ArchiveSource& source) {
         if (source.dir_fd < 0) throw Error(Error::Kind::invalid, "an archive source needs a directory fd");
         std::string prefix =
             normalize_name(source.archive_name.empty() ? "." : source.archive_name, "archive name");
         Tree tree;
+        if (options_.digest) tree.digest = &tree.digest_storage.emplace();
         Fd root_fd;
         std::string display = source.name;
         if (source.name == ".") {
@@ -246,7 +248,7 @@ class Writer {
                                                                 "archive (archive_name)");
             node(tree, source.dir_fd, source.name, st, prefix, prefix, source.follow);
         }
-        return tree.digest.hex();
+        return tree.digest != nullptr ? tree.digest->hex() : std::string();
     }
 
     ~Writer() {
@@ -266,7 +268,9 @@ class Writer {
   private:
     struct Tree {
         Node root;
-        TreeDigest digest;
+        std::optional<TreeDigest>
+            digest_storage; // only with WriteOptions::digest: it costs a buffer and a thread
+        TreeDigest* digest = nullptr;
         // Regular files with more than one link, by (device, inode): their path in the archive and in the
         // digest, so the next names become hard links to the first.
         std::map<std::pair<dev_t, std::uint64_t>, std::pair<std::string, std::string>> links;
@@ -356,7 +360,7 @@ class Writer {
         // ARCHIVE_WARN: a name not in UTF-8, written as the bytes it is (pax hdrcharset=BINARY).
         if (archive_write_header(a_.get(), e) < ARCHIVE_WARN || sink_.err != 0)
             fail("writing the header of " + path);
-        if (digest != nullptr && options_.digest) digest->entry(c);
+        if (digest != nullptr) digest->entry(c);
         ++stats_.entries;
     }
 
@@ -372,7 +376,7 @@ class Writer {
     // Streams exactly `size` bytes of `fd` in chunks (memory stays bounded for any file size). A file that
     // shrank meanwhile is padded with zeros, as the header already promised `size` bytes; one that grew is
     // cut at `size`.
-    void copy_file(TreeDigest& digest, int fd, std::uint64_t size, const std::string& path) {
+    void copy_file(TreeDigest* digest, int fd, std::uint64_t size, const std::string& path) {
         std::uint64_t left = size;
         bool eof = false;
         while (left > 0) {
@@ -388,7 +392,7 @@ class Writer {
                 std::fill_n(buf_.data(), want, '\0');
                 n = static_cast<ssize_t>(want);
             }
-            if (options_.digest) digest.data(buf_.data(), static_cast<std::size_t>(n));
+            if (digest != nullptr) digest->data(buf_.data(), static_cast<std::size_t>(n));
             write_data(buf_.data(), static_cast<std::size_t>(n), path);
             left -= static_cast<std::uint64_t>(n);
         }
@@ -403,7 +407,7 @@ class Writer {
             std::string marker_rel = join(rel, ".wh..wh..opq");
             CanonicalEntry c = meta(st, marker_rel, marker, 'f');
             c.perm = 0644;
-            put(&tree.digest, marker, c, {});
+            put(tree.digest, marker, c, {});
         }
         std::vector<std::string> names = list_dir(dir_fd, path.empty() ? "." : path);
         std::sort(names.begin(), names.end());
@@ -426,7 +430,7 @@ class Writer {
         int nofollow = follow ? 0 : O_NOFOLLOW;
         switch (st.mode & S_IFMT) {
         case S_IFDIR: {
-            put(&tree.digest, path, meta(st, rel, path, 'd'), {});
+            put(tree.digest, path, meta(st, rel, path, 'd'), {});
             if (other_mount(tree.root, st)) return; // a mount point: recorded, never entered
             Fd fd = open_same(dir_fd, name, st, O_RDONLY | O_DIRECTORY | nofollow, path);
             if (!fd) {
@@ -442,7 +446,7 @@ class Writer {
                 if (auto it = tree.links.find(key); it != tree.links.end()) {
                     CanonicalEntry c = meta(st, rel, path, 'h');
                     c.target = it->second.second;
-                    put(&tree.digest, path, c, it->second.first);
+                    put(tree.digest, path, c, it->second.first);
                     return;
                 }
             }
@@ -455,7 +459,7 @@ class Writer {
             if (st.nlink > 1) tree.links.emplace(key, std::make_pair(path, rel));
             CanonicalEntry c = meta(st, rel, path, 'f');
             c.size = st.size;
-            put(&tree.digest, path, c, {});
+            put(tree.digest, path, c, {});
             copy_file(tree.digest, fd.get(), st.size, path);
             return;
         }
@@ -463,23 +467,23 @@ class Writer {
             std::string target = read_link(dir_fd, name, path, st.size);
             CanonicalEntry c = meta(st, rel, path, 'l');
             c.target = target;
-            put(&tree.digest, path, c, target);
+            put(tree.digest, path, c, target);
             return;
         }
         case S_IFIFO:
-            put(&tree.digest, path, meta(st, rel, path, 'p'), {});
+            put(tree.digest, path, meta(st, rel, path, 'p'), {});
             return;
         case S_IFCHR:
             if (options_.overlay && st.rdev_major == 0 && st.rdev_minor == 0) {
                 // An overlayfs whiteout: an empty ".wh.NAME" file, as in OCI image layers.
                 std::string wh_path = whiteout_name(path), wh_rel = whiteout_name(rel);
-                put(&tree.digest, wh_path, meta(st, wh_rel, wh_path, 'f'), {});
+                put(tree.digest, wh_path, meta(st, wh_rel, wh_path, 'f'), {});
                 return;
             }
-            put(&tree.digest, path, meta(st, rel, path, 'c'), {});
+            put(tree.digest, path, meta(st, rel, path, 'c'), {});
             return;
         case S_IFBLK:
-            put(&tree.digest, path, meta(st, rel, path, 'b'), {});
+            put(tree.digest, path, meta(st, rel, path, 'b'), {});
             return;
         default:
             return; // a socket: tar cannot represent it, and it means nothing once its server is gone
