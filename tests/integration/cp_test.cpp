@@ -20,16 +20,6 @@ using namespace it;
 
 namespace {
 
-std::string at(const std::string& ref, const std::string& path) {
-    return ref + ":" + path;
-}
-
-std::string lower(std::string s) {
-    for (auto& c : s)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return s;
-}
-
 // A successful cp: exit 0 and nothing on stdout.
 void check_copied(const Result& r, const std::string& what) {
     INFO(what << ": " << describe(r));

@@ -582,6 +582,19 @@ bool eventually(const std::function<bool()>& cond, std::chrono::seconds limit) {
     }
 }
 
+void check_gone(const World& w, pid_t sup) {
+    INFO("supervisor " << sup);
+    CHECK(eventually([&] { return !process_alive(sup); }, 10s));
+    eventually([&] { return w.leftovers().empty(); }, 10s);
+    auto left = w.leftovers();
+    std::string joined;
+    for (auto& l : left)
+        joined += l + "\n";
+    INFO("left under SBOX_ROOT:\n" << joined);
+    CHECK(left.empty());
+    CHECK(w.mounts().empty());
+}
+
 bool has_subid_ranges() {
     passwd* pw = getpwuid(getuid());
     std::string user = pw ? pw->pw_name : "", uid = std::to_string(getuid());

@@ -149,6 +149,10 @@ bool process_alive(pid_t pid);
 std::vector<long> process_uids(pid_t pid);
 // Calls `cond` every 100 ms until it returns true or `limit` passes; returns its last answer.
 bool eventually(const std::function<bool()>& cond, std::chrono::seconds limit = 30s);
+// CHECKs that everything of the sandbox with supervisor `sup` is gone: the process, its files under
+// SBOX_ROOT and its mounts. Waits up to 10 s for them (a sandbox that ended by itself is removed by its
+// monitor, which may still be at it).
+void check_gone(const World& w, pid_t sup);
 // Whether this user has a subordinate uid and gid range of at least 65536 ids (rootless mode can then map
 // more than one uid).
 bool has_subid_ranges();

@@ -37,20 +37,6 @@ std::int64_t timestamp(const nlohmann::json& j) {
     return static_cast<std::int64_t>(timegm(&tm));
 }
 
-// Everything of the sandbox with supervisor `sup` is gone: the process, state directories, mounts.
-void check_gone(const World& w, pid_t sup) {
-    INFO("supervisor " << sup);
-    CHECK_FALSE(process_alive(sup));
-    auto left = w.leftovers();
-    std::string joined;
-    for (auto& l : left)
-        joined += l + "\n";
-    INFO("left under SBOX_ROOT:\n" << joined);
-    CHECK(left.empty());
-    auto mounts = w.mounts();
-    CHECK(mounts.empty());
-}
-
 } // namespace
 
 TEST_SUITE("rootless-capable") {

@@ -133,17 +133,8 @@ void check_continued(const nlohmann::json& details, const std::vector<pid_t>& pi
 
 // Everything of the sandbox with supervisor `sup` and cgroup `cgroup` (or none) is gone.
 void check_gone(const World& w, pid_t sup, const std::string& cgroup) {
-    INFO("supervisor " << sup << ", cgroup '" << cgroup << "'");
-    CHECK(eventually([&] { return !process_alive(sup); }, 10s));
-    // A sandbox that ended by itself is removed by its monitor, which may still be at it.
-    eventually([&] { return w.leftovers().empty(); }, 10s);
-    auto left = w.leftovers();
-    std::string joined;
-    for (auto& l : left)
-        joined += l + "\n";
-    INFO("left under SBOX_ROOT:\n" << joined);
-    CHECK(left.empty());
-    CHECK(w.mounts().empty());
+    INFO("cgroup '" << cgroup << "'");
+    it::check_gone(w, sup);
     if (!cgroup.empty()) CHECK_FALSE(exists(cgroup));
 }
 

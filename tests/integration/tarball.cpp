@@ -1,6 +1,7 @@
 #include "tarball.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -449,6 +450,16 @@ Result sbox_measured(const World& w, const std::vector<std::string>& args, long&
     r.err = report.substr(nl + 1, nul == std::string::npos ? std::string::npos : nul - nl - 1);
     if (nul != std::string::npos) r.out = report.substr(nul + 1);
     return r;
+}
+
+std::string at(const std::string& ref, const std::string& path) {
+    return ref + ":" + path;
+}
+
+std::string lower(std::string s) {
+    for (auto& c : s)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
 }
 
 } // namespace it

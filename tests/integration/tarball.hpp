@@ -97,6 +97,10 @@ struct FileInfo {
 };
 std::optional<FileInfo> file_info(const std::string& path);
 std::string link_target(const std::string& path); // "" when not a symlink
+// "REF:PATH", a path in a sandbox as cp takes it.
+std::string at(const std::string& ref, const std::string& path);
+// `s` in lower case (ASCII), for matching words of error messages.
+std::string lower(std::string s);
 // Runs `sbox ARGS...` (stdin /dev/null) in a forked helper that reports, besides the result, the peak
 // resident set size (KiB) of the largest process of the tree it waited for (getrusage RUSAGE_CHILDREN): sbox
 // itself and every descendant its processes waited for.
