@@ -8,7 +8,7 @@ set -eu
 packages="
   g++ cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev doctest-dev
-  libarchive-dev nettle-dev
+  libarchive-dev nettle-dev libseccomp-dev
   uidmap passwd util-linux procps tar zstd
 "
 if [ "${1:-}" = "--bench" ]; then

@@ -1,5 +1,8 @@
 #include "cli/options.hpp"
 
+#include <charconv>
+#include <iostream>
+
 #include <CLI/CLI.hpp>
 
 #include "providers/parse.hpp"
@@ -29,6 +32,15 @@ void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime) {
     app.add_option("-l,--label", flags.labels, "Set a label (K=V)")->allow_extra_args(false);
     if (with_lifetime)
         app.add_option("--timeout", flags.lifetime, "Remove the sandbox after this long (e.g. 30m, 1h30m)");
+    app.add_option("--memory", flags.memory,
+                   "Memory limit (e.g. 512m, 2g); a command past it is killed (137)");
+    app.add_option("--cpus", flags.cpus, "CPU limit in CPUs (e.g. 0.5, 2)");
+    app.add_option("--pids", flags.pids, "Most processes and threads at once (local default: 2048)");
+    app.add_option("--disk", flags.disk,
+                   "Most bytes the sandbox may write (e.g. 1g); past it writes fail (ENOSPC)");
+    app.add_option("--security-opt", flags.security_opts,
+                   "seccomp=unconfined turns the system call filter off (debugging only)")
+        ->allow_extra_args(false);
 }
 
 CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provider) {
@@ -58,6 +70,52 @@ CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provid
         require(provider, Capability::lifetime, "--timeout");
         spec.lifetime = lifetime;
     }
+    if (!flags.memory.empty()) {
+        auto bytes = usage_value([&] { return parse_size(flags.memory); });
+        if (bytes < 4 * 1024 * 1024)
+            throw Error(ErrorKind::usage, "--memory " + flags.memory + ": the limit must be at least 4m");
+        require(provider, Capability::memory_limit, "--memory");
+        spec.memory = bytes;
+    }
+    if (!flags.cpus.empty()) {
+        auto millis = usage_value([&] { return parse_cpus(flags.cpus); });
+        require(provider, Capability::cpu_limit, "--cpus");
+        spec.cpu_millis = millis;
+    }
+    if (!flags.pids.empty()) {
+        std::uint64_t pids = 0;
+        auto [end, ec] = std::from_chars(flags.pids.data(), flags.pids.data() + flags.pids.size(), pids);
+        if (ec != std::errc() || end != flags.pids.data() + flags.pids.size() || pids == 0)
+            throw Error(ErrorKind::usage,
+                        "--pids " + flags.pids + ": give a positive whole number of processes (e.g. 512)");
+        require(provider, Capability::pids_limit, "--pids");
+        spec.pids = pids;
+    }
+    if (!flags.disk.empty()) {
+        auto bytes = usage_value([&] { return parse_size(flags.disk); });
+        if (bytes < 1024 * 1024)
+            throw Error(ErrorKind::usage, "--disk " + flags.disk + ": the limit must be at least 1m");
+        require(provider, Capability::disk_limit, "--disk");
+        spec.disk = bytes;
+    }
+    for (const auto& opt : flags.security_opts) {
+        if (opt == "seccomp=unconfined" || opt == "seccomp:unconfined") {
+            require(provider, Capability::seccomp, "--security-opt seccomp=unconfined");
+            spec.seccomp_unconfined = true;
+        } else if (opt == "seccomp=default" || opt == "no-new-privileges" ||
+                   opt == "no-new-privileges=true" || opt == "no-new-privileges:true") {
+            // what sbox always does
+        } else {
+            throw Error(ErrorKind::usage, "unknown --security-opt '" + opt +
+                                              "' (sbox knows seccomp=unconfined, seccomp=default and "
+                                              "no-new-privileges, which is always on)");
+        }
+    }
+    if (spec.seccomp_unconfined)
+        std::cerr
+            << "sbox: WARNING: --security-opt seccomp=unconfined: this sandbox runs WITHOUT its system call "
+               "filter (keyrings, bpf, io_uring, user namespaces, TIOCSTI ... are open to it). Use it only "
+               "to debug, never for code you do not trust.\n";
     spec.labels["created-by"] = "sbox";
     spec.env = std::move(env);
     return spec;

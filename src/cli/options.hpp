@@ -30,6 +30,9 @@ struct CreateFlags {
     std::string name;
     std::vector<std::string> labels;
     std::string lifetime;
+    // Resource limits and hardening.
+    std::string memory, cpus, pids, disk;
+    std::vector<std::string> security_opts;
 };
 void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime);
 // Checks the provider's capabilities for the flags given; adds created-by=sbox.

@@ -380,4 +380,213 @@ std::string_view to_string(CgroupVersion version) {
     return "none";
 }
 
+namespace {
+
+const char* const kLimitControllers[] = {"memory", "cpu", "pids"};
+
+// The words of a cgroup file such as cgroup.controllers.
+bool has_word(const std::string& text, std::string_view word) {
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find_first_of(" \n", pos);
+        if (end == std::string::npos) end = text.size();
+        if (std::string_view(text).substr(pos, end - pos) == word) return true;
+        pos = end + 1;
+    }
+    return false;
+}
+
+std::string parent_dir(const std::string& path) {
+    return path.substr(0, path.rfind('/'));
+}
+
+// "name value" lines (memory.events, memory.oom_control, cpu.stat).
+std::optional<std::uint64_t> keyed_value(const std::string& text, std::string_view key) {
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string::npos) end = text.size();
+        std::string_view line = std::string_view(text).substr(pos, end - pos);
+        if (line.size() > key.size() && line.compare(0, key.size(), key) == 0 && line[key.size()] == ' ')
+            return std::strtoull(std::string(line.substr(key.size() + 1)).c_str(), nullptr, 10);
+        pos = end + 1;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::uint64_t> number_in(const std::string& path) {
+    std::string text = read_text(path);
+    if (text.empty() || text[0] < '0' || text[0] > '9') return std::nullopt;
+    return std::strtoull(text.c_str(), nullptr, 10);
+}
+
+// The v1 hierarchy of `controller` with its sbox directory, or empty with `why`.
+std::string v1_sbox_dir(const char* controller, std::string& why) {
+    std::string mount = find_mount(false, controller);
+    if (mount.empty()) {
+        why = std::string("no cgroup v1 hierarchy with the ") + controller + " controller is mounted";
+        return {};
+    }
+    if (!may_write(mount)) {
+        why = std::string("this user may not make cgroups in ") + mount + " (cgroup v1 " + controller +
+              " is root's; run sbox as root, or on a machine that delegates cgroup v2 to you)";
+        return {};
+    }
+    return make_sbox_dir(mount, why);
+}
+
+// Writes one limit; throws naming the file.
+void write_limit(const std::string& dir, const char* file, const std::string& value) {
+    if (int err = write_control(dir + "/" + file, value))
+        throw_errno("set " + dir + "/" + file + " to " + value, err);
+}
+
+void configure(const Cgroup& cgroup, const char* controller, const CgroupLimits& limits) {
+    const bool v2 = cgroup.version() == CgroupVersion::v2;
+    const std::string& dir = cgroup.path();
+    std::string c = controller;
+    if (c == "memory") {
+        std::string bytes = std::to_string(*limits.memory);
+        if (v2) {
+            write_limit(dir, "memory.max", bytes);
+            // No swap beyond the limit, where the machine has swap accounting.
+            if (::access((dir + "/memory.swap.max").c_str(), W_OK) == 0)
+                write_limit(dir, "memory.swap.max", "0");
+        } else {
+            write_limit(dir, "memory.limit_in_bytes", bytes);
+            if (::access((dir + "/memory.memsw.limit_in_bytes").c_str(), W_OK) == 0)
+                write_limit(dir, "memory.memsw.limit_in_bytes", bytes);
+        }
+    } else if (c == "cpu") {
+        constexpr std::uint64_t period = 100000; // microseconds
+        std::string quota = std::to_string(*limits.cpu_millis * period / 1000);
+        if (v2) {
+            write_limit(dir, "cpu.max", quota + " " + std::to_string(period));
+        } else {
+            write_limit(dir, "cpu.cfs_period_us", std::to_string(period));
+            write_limit(dir, "cpu.cfs_quota_us", quota);
+        }
+    } else {
+        write_limit(dir, "pids.max", std::to_string(*limits.pids));
+    }
+}
+
+// Enables `controller` for the children of the v2 directory `dir` (its parent must offer it).
+bool enable_v2_controller(const std::string& dir, const char* controller) {
+    if (!has_word(read_text(dir + "/cgroup.controllers"), controller)) return false;
+    if (has_word(read_text(dir + "/cgroup.subtree_control"), controller)) return true;
+    return write_control(dir + "/cgroup.subtree_control", std::string("+") + controller) == 0;
+}
+
+} // namespace
+
+bool v2_controller_enabled(const Cgroup& main, const char* controller) {
+    if (!main || main.version() != CgroupVersion::v2) return false;
+    return has_word(read_text(main.path() + "/cgroup.controllers"), controller) ||
+           (enable_v2_controller(parent_dir(main.path()), controller) &&
+            has_word(read_text(main.path() + "/cgroup.controllers"), controller));
+}
+
+std::vector<Cgroup> make_limit_cgroups(const CgroupLimits& limits, const Cgroup& main,
+                                       std::string_view data_dir, std::string_view id) {
+    std::vector<Cgroup> made;
+    auto undo = [&] {
+        for (const auto& c : made)
+            ::rmdir(c.path().c_str());
+    };
+    try {
+        for (const char* controller : kLimitControllers) {
+            std::string c = controller;
+            bool wanted = (c == "memory" && limits.memory) || (c == "cpu" && limits.cpu_millis) ||
+                          (c == "pids" && limits.pids);
+            if (!wanted) continue;
+            if (v2_controller_enabled(main, controller)) {
+                configure(main, controller, limits);
+                continue;
+            }
+            std::string why;
+            std::string dir = v1_sbox_dir(controller, why);
+            if (dir.empty()) {
+                std::string v2_note;
+                if (main && main.version() == CgroupVersion::v2) {
+                    std::string offered = read_text(parent_dir(main.path()) + "/cgroup.controllers");
+                    while (!offered.empty() && offered.back() == '\n')
+                        offered.pop_back();
+                    v2_note = "; the cgroup2 hierarchy at " + parent_dir(parent_dir(main.path())) +
+                              " offers only: " + (offered.empty() ? std::string("none") : offered);
+                }
+                std::string flag = c == "memory" ? "--memory" : c == "cpu" ? "--cpus" : "--pids";
+                throw Error(Error::Kind::unavailable, "cannot enforce " + flag + " here: " + why + v2_note);
+            }
+            CgroupParent parent{CgroupVersion::v1, dir, store_key(data_dir) + "-"};
+            Cgroup cgroup = Cgroup::create(parent, id);
+            made.push_back(cgroup);
+            configure(cgroup, controller, limits);
+        }
+    } catch (...) {
+        undo();
+        throw;
+    }
+    return made;
+}
+
+CgroupUsage read_cgroup_usage(const std::vector<Cgroup>& cgroups) {
+    CgroupUsage u;
+    for (const auto& cg : cgroups) {
+        if (!cg) continue;
+        const std::string& d = cg.path();
+        const bool v2 = cg.version() == CgroupVersion::v2;
+        if (v2 ? ::access((d + "/memory.max").c_str(), F_OK) == 0
+               : ::access((d + "/memory.limit_in_bytes").c_str(), F_OK) == 0) {
+            u.memory_where.push_back(d);
+            u.memory_limit = number_in(d + (v2 ? "/memory.max" : "/memory.limit_in_bytes"));
+            u.memory_bytes = number_in(d + (v2 ? "/memory.current" : "/memory.usage_in_bytes"));
+            u.memory_peak = number_in(d + (v2 ? "/memory.peak" : "/memory.max_usage_in_bytes"));
+            u.oom_kills =
+                keyed_value(read_text(d + (v2 ? "/memory.events" : "/memory.oom_control")), "oom_kill");
+        }
+        if (v2 ? ::access((d + "/cpu.max").c_str(), F_OK) == 0
+               : ::access((d + "/cpu.cfs_quota_us").c_str(), F_OK) == 0) {
+            std::optional<std::uint64_t> quota, period;
+            if (v2) {
+                std::string max = read_text(d + "/cpu.max");
+                if (!max.empty() && max[0] >= '0' && max[0] <= '9') {
+                    quota = std::strtoull(max.c_str(), nullptr, 10);
+                    period = std::strtoull(max.c_str() + max.find(' ') + 1, nullptr, 10);
+                }
+            } else {
+                quota = number_in(d + "/cpu.cfs_quota_us");
+                period = number_in(d + "/cpu.cfs_period_us");
+            }
+            if (quota && period && *period > 0) {
+                u.cpu_where.push_back(d);
+                u.cpu_millis = *quota * 1000 / *period;
+                u.cpu_throttled_periods = keyed_value(read_text(d + "/cpu.stat"), "nr_throttled");
+            }
+        }
+        if (::access((d + "/pids.max").c_str(), F_OK) == 0) {
+            auto max = number_in(d + "/pids.max");
+            if (max) {
+                u.pids_where.push_back(d);
+                u.pids_limit = max;
+                u.pids_current = number_in(d + "/pids.current");
+            }
+        }
+    }
+    return u;
+}
+
+std::vector<CgroupParent> limit_cgroup_parents(std::string_view data_dir) {
+    std::vector<CgroupParent> out;
+    for (const char* controller : kLimitControllers) {
+        std::string mount = find_mount(false, controller);
+        if (mount.empty()) continue;
+        std::string dir = mount + "/sbox";
+        struct stat st;
+        if (::stat(dir.c_str(), &st) == 0 && may_write(dir))
+            out.push_back(CgroupParent{CgroupVersion::v1, dir, store_key(data_dir) + "-"});
+    }
+    return out;
+}
+
 } // namespace sbox::local

@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -90,5 +91,36 @@ pid_t fork_into_cgroup(int dir_fd);
 void sweep_cgroups(const CgroupParent& parent, const std::function<bool(std::string_view id)>& known);
 
 std::string_view to_string(CgroupVersion version);
+
+// Resource limits enforced by cgroup controllers (memory, cpu, pids). Each controller is used where this
+// machine has it: in the sandbox's own cgroup when that is v2 and the controller is enabled there (born in
+// it: free), else in a cgroup of the controller's v1 hierarchy (<hierarchy>/sbox/<store>-<id>), which every
+// process of the sandbox joins (a move the kernel makes wait for an RCU grace period: only sandboxes that
+// ask for such a limit pay it).
+struct CgroupLimits {
+    std::optional<std::uint64_t> memory;     // bytes (memory.max / memory.limit_in_bytes)
+    std::optional<std::uint64_t> cpu_millis; // thousandths of a CPU (cpu.max / cpu.cfs_quota_us)
+    std::optional<std::uint64_t> pids;       // pids.max
+};
+
+// Makes and configures the cgroups that enforce `limits` for sandbox `id` and returns those outside `main`
+// (the sandbox's own cgroup, possibly empty; a v2 `main` gets the limits its controllers allow). Throws
+// Error(unavailable) naming why when a limit cannot be enforced here, after removing what it made.
+std::vector<Cgroup> make_limit_cgroups(const CgroupLimits& limits, const Cgroup& main,
+                                       std::string_view data_dir, std::string_view id);
+// Whether `controller` is available in the v2 cgroup `main` (a pids limit there costs nothing).
+bool v2_controller_enabled(const Cgroup& main, const char* controller);
+
+// What a sandbox's cgroups report, for inspect; unset where no cgroup has the controller.
+struct CgroupUsage {
+    std::optional<std::uint64_t> memory_limit, memory_bytes, memory_peak, oom_kills;
+    std::optional<std::uint64_t> cpu_millis, cpu_throttled_periods;
+    std::optional<std::uint64_t> pids_limit, pids_current;
+    std::vector<std::string> memory_where, cpu_where, pids_where; // the cgroup directories
+};
+CgroupUsage read_cgroup_usage(const std::vector<Cgroup>& cgroups);
+
+// The sbox directories of the v1 hierarchies that hold limit cgroups (for sweeping a crashed sbox's).
+std::vector<CgroupParent> limit_cgroup_parents(std::string_view data_dir);
 
 } // namespace sbox::local

@@ -56,8 +56,32 @@ LaunchSpec launch_spec(const SandboxConfig& config, const ExecRequest& request, 
     spec.stdin_open = request.stdin_open;
     spec.detached = request.detach;
     spec.setgroups = config.idmap.setgroups;
+    spec.seccomp = config.seccomp;
+    spec.max_processes = config.limits.pids.value_or(kDefaultPids);
     spec.error_fd = error_fd;
     return spec;
+}
+
+// Where a sandbox's processes live: its own cgroup (for pause and kill) under `main`, and the cgroups that
+// enforce its limits.
+struct CgroupPlan {
+    std::optional<CgroupParent> main;
+    CgroupLimits limits;
+    std::string data_dir; // names this store's cgroups
+};
+
+// The cgroups a sandbox needs. `with_main`: whether it wants its own cgroup even without limits (create: for
+// pause; run: only when a limit needs one).
+std::optional<CgroupPlan> cgroup_plan(const Store& store, const SandboxConfig& config, bool with_main) {
+    CgroupPlan plan;
+    plan.limits.memory = config.limits.memory;
+    plan.limits.cpu_millis = config.limits.cpu_millis;
+    plan.limits.pids = config.limits.pids;
+    plan.data_dir = store.paths().data;
+    bool limited = plan.limits.memory || plan.limits.cpu_millis || plan.limits.pids;
+    if (!with_main && !limited) return std::nullopt;
+    plan.main = cgroup_parent(store.paths().data);
+    return plan;
 }
 
 // Signals that end `run` (removing the sandbox) and that `exec` forwards to its command.
@@ -153,7 +177,8 @@ struct Started {
     Fd pidfd;
     Fd sync; // the conversation with the supervisor
     bool base_idmapped = false;
-    Cgroup cgroup; // where every process of the sandbox lives (none: pause uses signals)
+    Cgroup cgroup;                     // where every process of the sandbox lives (none: pause uses signals)
+    std::vector<Cgroup> limit_cgroups; // v1 controllers' cgroups that enforce its limits
 };
 
 // SIGKILL to a supervisor, whose end takes every process of the sandbox, and waits for it. A task frozen by
@@ -189,12 +214,18 @@ void remove_cgroup(const Cgroup& cgroup) {
     }
 }
 
+void remove_cgroups(const Cgroup& main, const std::vector<Cgroup>& limits) {
+    remove_cgroup(main);
+    for (const auto& c : limits)
+        remove_cgroup(c);
+}
+
 // Clones the supervisor into fresh namespaces, maps its ids, hands it the idmapped lower layers and
 // waits until it reports ready. Runs in the process that will watch over the sandbox. With `cgroups`, the
 // supervisor is moved into a cgroup of its own before it is told to go, so every process it starts is born
 // there.
 Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, int keep_fd,
-                      const std::optional<CgroupParent>& cgroups = std::nullopt) {
+                      const std::optional<CgroupPlan>& cgroups = std::nullopt) {
     int pair[2];
     check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
     Fd parent_end(pair[0]), child_end(pair[1]);
@@ -212,8 +243,14 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
     };
     try {
         if (cgroups) {
-            started.cgroup = Cgroup::create(*cgroups, config.id);
-            trace("cgroup made");
+            if (cgroups->main) {
+                started.cgroup = Cgroup::create(*cgroups->main, config.id);
+                trace("cgroup made");
+            }
+            CgroupLimits limits = cgroups->limits;
+            // The default cap on processes costs nothing in a v2 cgroup the sandbox is born in.
+            if (!limits.pids && v2_controller_enabled(started.cgroup, "pids")) limits.pids = kDefaultPids;
+            started.limit_cgroups = make_limit_cgroups(limits, started.cgroup, cgroups->data_dir, config.id);
             if (started.cgroup.version() == CgroupVersion::v2) cgroup_dir = started.cgroup.open_dir();
         }
         try {
@@ -224,7 +261,7 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
             started.pid = clone();
         }
     } catch (...) {
-        remove_cgroup(started.cgroup);
+        remove_cgroups(started.cgroup, started.limit_cgroups);
         throw;
     }
     if (started.pid == 0) {
@@ -235,12 +272,14 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
     auto abort_start = [&] {
         kill_and_wait(started.pidfd.get());
         ::waitpid(started.pid, nullptr, 0);
-        remove_cgroup(started.cgroup);
+        remove_cgroups(started.cgroup, started.limit_cgroups);
     };
     try {
         // Before the first "go": the supervisor starts nothing before it, so every process of the sandbox
         // is born in the cgroup. (A move costs the kernel an RCU grace period: v1 only.)
         if (started.cgroup && !cgroup_dir) started.cgroup.add(started.pid);
+        for (const auto& c : started.limit_cgroups)
+            c.add(started.pid);
         cgroup_dir.reset();
         write_idmap(started.pid, config.idmap);
         send_go(parent_end.get(), {}); // the supervisor sets itself up while the lower layers are made
@@ -309,6 +348,12 @@ SupervisorPlan supervisor_plan(const Store& store, const SandboxConfig& config) 
                               store.fs_dir(config.id));
     plan.idmap = config.idmap;
     plan.sandbox_dir = store.sandbox_dir(config.id);
+    if (config.limits.disk) {
+        // --disk: the writable layers in a tmpfs of that size, so writes past it fail with ENOSPC and never
+        // reach the host's disk.
+        plan.rootfs.layers_in_memory = true;
+        plan.rootfs.disk_bytes = *config.limits.disk;
+    }
     plan.owner_must_join = config.rootless;
     if (config.lifetime_ms) plan.lifetime = std::chrono::milliseconds(*config.lifetime_ms);
     for (const auto& layer : config.layers)
@@ -327,6 +372,8 @@ RuntimeState runtime_state(const Started& started, const SupervisorPlan& plan) {
     rt.layers_in_memory = plan.rootfs.layers_in_memory;
     rt.cgroup = started.cgroup.path();
     rt.cgroup_version = started.cgroup.version();
+    for (const auto& c : started.limit_cgroups)
+        rt.limit_cgroups.push_back(c.path());
     return rt;
 }
 
@@ -364,7 +411,7 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         };
         Started started;
         try {
-            started = start_sandbox(config, plan, -1, cgroup_parent(store.paths().data));
+            started = start_sandbox(config, plan, -1, cgroup_plan(store, config, true));
         } catch (const std::exception& e) {
             remove_quietly();
             send_text(keep, std::string("error\t") + e.what());
@@ -373,7 +420,7 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         auto abandon = [&] {
             end_supervisor(started.pidfd.get(), started.cgroup);
             ::waitpid(started.pid, nullptr, 0);
-            remove_cgroup(started.cgroup);
+            remove_cgroups(started.cgroup, started.limit_cgroups);
             remove_quietly();
             ::_exit(1);
         };
@@ -391,7 +438,8 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         int status = 0;
         while (::waitpid(started.pid, &status, 0) == -1 && errno == EINTR) {
         }
-        remove_cgroup(started.cgroup); // the supervisor's end took every process of the sandbox
+        // the supervisor's end took every process of the sandbox
+        remove_cgroups(started.cgroup, started.limit_cgroups);
         try {
             if (WIFEXITED(status))
                 store.remove(config);
@@ -437,11 +485,27 @@ SandboxConfig Engine::register_sandbox(const CreateRequest& request, bool epheme
         if (kv.find('=') == std::string::npos || kv.front() == '=')
             throw Error(Error::Kind::invalid, "invalid environment entry '" + kv + "' (use KEY=VALUE)");
 
+    if (request.limits.cpu_millis) {
+        long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+        if (cpus > 0 && *request.limits.cpu_millis > static_cast<std::uint64_t>(cpus) * 1000) {
+            char asked[32];
+            std::snprintf(asked, sizeof asked, "%g", static_cast<double>(*request.limits.cpu_millis) / 1000);
+            throw Error(Error::Kind::invalid, std::string("--cpus ") + asked + ": this machine has only " +
+                                                  std::to_string(cpus) + " CPUs (give at most " +
+                                                  std::to_string(cpus) + ")");
+        }
+    }
+    if (request.limits.pids && *request.limits.pids < 2)
+        throw Error(Error::Kind::invalid,
+                    "--pids must allow at least 2 processes (the supervisor and a command)");
+
     SandboxConfig config;
     config.name = request.name;
     config.image = request.image;
     config.labels = request.labels;
     config.env = request.env;
+    config.limits = request.limits;
+    config.seccomp = request.seccomp;
     if (!request.snapshot.empty()) {
         if (!request.image.empty())
             throw Error(Error::Kind::invalid, "--snapshot and --image exclude each other: a snapshot brings "
@@ -514,7 +578,7 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
         if (started) {
             end_supervisor(started->pidfd.get(), started->cgroup);
             ::waitpid(started->pid, nullptr, 0);
-            remove_cgroup(started->cgroup);
+            remove_cgroups(started->cgroup, started->limit_cgroups);
         }
         store_.remove(config);
     };
@@ -531,9 +595,10 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
             return 0;
         }
         plan.die_with_parent = true;
-        // No cgroup: making and removing one would cost every run about 0.1 ms (cgroup v2; about 8 ms
-        // with v1, where the supervisor must be moved into it). Its sandbox pauses with signals.
-        started = start_sandbox(config, plan, errors.write.get());
+        // No cgroup unless a limit needs one: making and removing one would cost every run about 0.1 ms
+        // (cgroup v2; about 8 ms with v1, where the supervisor must be moved into it). Its sandbox pauses
+        // with signals; the default cap on processes is RLIMIT_NPROC's.
+        started = start_sandbox(config, plan, errors.write.get(), cgroup_plan(store_, config, false));
         trace("run: sandbox ready");
         errors.write.reset();
         store_.write_runtime(config.id, runtime_state(*started, plan));
@@ -563,9 +628,10 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
         return status;
     }
     Cgroup cgroup = started->cgroup;
+    std::vector<Cgroup> limit_cgroups = started->limit_cgroups;
     started.reset(); // reaped by wait_child
     trace("run: sandbox ended");
-    remove_cgroup(cgroup);
+    remove_cgroups(cgroup, limit_cgroups);
     status = exit_status_of(r.status);
     auto failure = read_launch_failure(errors.read.get());
     if (!removed) store_.remove(config);
@@ -601,6 +667,10 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
     Fd cgroup_fd;
     if (cgroup) cgroup_fd = cgroup.version() == CgroupVersion::v2 ? cgroup.open_dir() : cgroup.open_procs();
     const bool born_inside = cgroup && cgroup.version() == CgroupVersion::v2;
+    // The v1 cgroups of its limits: the command moves itself into each before it execs.
+    std::vector<Fd> limit_procs;
+    for (const auto& path : state->runtime->limit_cgroups)
+        limit_procs.push_back(Cgroup(CgroupVersion::v1, path).open_procs());
     Fd cgroupns; // joined by the command once it is born: by a namespace fd, as it cannot ptrace the
                  // supervisor
     if (born_inside) {
@@ -615,6 +685,8 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
     if (child == 0) {
         int err = born_inside ? (::setns(cgroupns.get(), CLONE_NEWCGROUP) == -1 ? errno : 0)
                               : join_cgroup(cgroup_fd.get());
+        for (size_t i = 0; err == 0 && i < limit_procs.size(); ++i)
+            err = join_cgroup(limit_procs[i].get());
         if (err != 0) {
             (void)write_all(errors.write.get(), "125\tcannot join the sandbox's cgroup " + cgroup.path() +
                                                     ": " + std::strerror(err));
@@ -662,15 +734,17 @@ std::optional<SandboxState> Engine::find(std::string_view id_or_name) const {
 }
 
 void Engine::sweep_store_cgroups() const {
+    auto known = [&](std::string_view id) {
+        struct stat st;
+        return ::stat(store_.sandbox_dir(id).c_str(), &st) == 0;
+    };
     try {
-        if (auto parent = cgroup_parent(store_.paths().data))
-            sweep_cgroups(*parent, [&](std::string_view id) {
-                struct stat st;
-                return ::stat(store_.sandbox_dir(id).c_str(), &st) == 0;
-            });
+        if (auto parent = cgroup_parent(store_.paths().data)) sweep_cgroups(*parent, known);
     } catch (const Error&) {
         // SBOX_CGROUP names a hierarchy that is not there: nothing of it to sweep
     }
+    for (const auto& parent : limit_cgroup_parents(store_.paths().data))
+        sweep_cgroups(parent, known);
 }
 
 void Engine::kill(std::string_view id_or_name) {
@@ -699,7 +773,9 @@ void Engine::kill(std::string_view id_or_name) {
                 continue;
             }
             trash = store_.detach(id);
-            remove_cgroup(cgroup);
+            auto all = cgroups_of(*state);
+            for (const auto& c : all)
+                remove_cgroup(c);
             sweep_store_cgroups();
         }
         store_.purge(trash, state->config);

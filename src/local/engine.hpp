@@ -23,6 +23,8 @@ struct CreateRequest {
     std::vector<std::string> env; // K=V defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime;
     std::string snapshot; // start from this snapshot (id, unique prefix or name); excludes image
+    Limits limits;
+    bool seccomp = true; // false: no system call filter (--security-opt seccomp=unconfined)
 };
 
 struct ExecRequest {

@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "local/seccomp.hpp"
 #include "local/security.hpp"
 #include "local/system.hpp"
 #include "local/user.hpp"
@@ -103,6 +105,13 @@ void launch(const LaunchSpec& spec) {
         } else if (!spec.stdin_open) {
             redirect(0, "/dev/null", O_RDONLY);
         }
+        if (spec.max_processes) {
+            // The floor under the pids controller, and the default cap where there is no cgroup: the kernel
+            // counts a user's processes per user namespace, and root inside has no CAP_SYS_RESOURCE to raise
+            // it.
+            struct rlimit limit = {spec.max_processes, spec.max_processes};
+            check(::setrlimit(RLIMIT_NPROC, &limit), "setrlimit(RLIMIT_NPROC)");
+        }
         try {
             user = become_user(spec.user, spec.setgroups);
         } catch (const std::invalid_argument& e) {
@@ -132,6 +141,15 @@ void launch(const LaunchSpec& spec) {
     if (argv.empty() || argv[0] == nullptr || spec.argv[0].empty()) fail(efd, 127, "no command given");
     // execvp searches the PATH of the current environment: make it the command's.
     environ = envp.data();
+    // Last: from here on the command's own restrictions apply, and nothing of sbox's set-up needs a call the
+    // filter denies.
+    if (spec.seccomp) {
+        try {
+            install_seccomp_filter();
+        } catch (const std::exception& e) {
+            fail(efd, 125, std::string("cannot start the command: ") + e.what());
+        }
+    }
     ::execvp(argv[0], argv.data());
     int err = errno;
     const std::string& cmd = spec.argv[0];

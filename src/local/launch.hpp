@@ -5,6 +5,7 @@
 // `error_fd` (close-on-exec, so a successful exec closes it with nothing written).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,12 +16,14 @@ namespace sbox::local {
 
 struct LaunchSpec {
     std::vector<std::string> argv;
-    std::vector<std::string> env; // K=V; HOME is added from passwd when absent
-    std::string cwd;              // empty: the user's home directory, or /
-    std::string user;             // empty: root
-    bool stdin_open = false;      // false: stdin is /dev/null
-    bool detached = false;        // stdin, stdout and stderr are /dev/null
-    bool setgroups = true;        // false where the user namespace denies setgroups(2)
+    std::vector<std::string> env;    // K=V; HOME is added from passwd when absent
+    std::string cwd;                 // empty: the user's home directory, or /
+    std::string user;                // empty: root
+    bool stdin_open = false;         // false: stdin is /dev/null
+    bool detached = false;           // stdin, stdout and stderr are /dev/null
+    bool setgroups = true;           // false where the user namespace denies setgroups(2)
+    bool seccomp = true;             // install the system call filter (seccomp.hpp) last before exec
+    std::uint64_t max_processes = 0; // RLIMIT_NPROC for every user of the sandbox (0: unchanged)
     int error_fd = -1;
 };
 

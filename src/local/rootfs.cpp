@@ -140,7 +140,10 @@ Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
     mode_t old_umask = ::umask(0);
     make_mounts_private();
     std::string fs_path = fd_path(sandbox_dir) + "/fs";
-    if (plan.layers_in_memory) mount_or_throw("tmpfs", fs_path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+    if (plan.layers_in_memory)
+        mount_or_throw("tmpfs", fs_path, "tmpfs", MS_NOSUID | MS_NODEV,
+                       "mode=0755" +
+                           (plan.disk_bytes ? ",size=" + std::to_string(plan.disk_bytes) : std::string()));
     Fd fs = open_dir_at(sandbox_dir, "fs");
     for (const char* sub : {"root", "upper", "work", "lower"})
         mkdir_at(fs.get(), sub, 0755);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -30,6 +31,7 @@ struct RootfsPlan {
     std::vector<std::string> hidden;                           // absolute paths to hide (sbox's state)
     std::string hostname;
     bool layers_in_memory = false; // the data directory cannot hold upper layers: use a tmpfs
+    std::uint64_t disk_bytes = 0;  // --disk: the size of that tmpfs (0: the kernel's default, half of memory)
     // Snapshot layers stacked between the base and the upper layers, top first (snapshot.hpp). Each is a
     // directory laid out as the sandbox's "/"; they arrive as descriptors after the base's (see
     // build_rootfs). With layers, the host base's "/" is an overlay too, whose upper layer is upper/root.

@@ -70,6 +70,13 @@ json config_json(const SandboxConfig& c) {
               {"layers", c.layers}};
     if (c.lifetime_ms) j["lifetime_ms"] = *c.lifetime_ms;
     if (c.expires_at) j["expires_at"] = *c.expires_at;
+    json limits = json::object();
+    if (c.limits.memory) limits["memory"] = *c.limits.memory;
+    if (c.limits.cpu_millis) limits["cpu_millis"] = *c.limits.cpu_millis;
+    if (c.limits.pids) limits["pids"] = *c.limits.pids;
+    if (c.limits.disk) limits["disk"] = *c.limits.disk;
+    j["limits"] = limits;
+    j["seccomp"] = c.seccomp ? "default" : "unconfined";
     return j;
 }
 
@@ -94,6 +101,13 @@ SandboxConfig config_from(const json& j) {
     c.ephemeral = j.value("ephemeral", false);
     c.snapshot = j.value("snapshot", std::string());
     c.layers = j.value("layers", std::vector<std::string>());
+    json limits = j.value("limits", json::object());
+    auto limit = [&](const char* key) -> std::optional<std::uint64_t> {
+        if (!limits.contains(key)) return std::nullopt;
+        return limits[key].get<std::uint64_t>();
+    };
+    c.limits = Limits{limit("memory"), limit("cpu_millis"), limit("pids"), limit("disk")};
+    c.seccomp = j.value("seccomp", std::string("default")) != "unconfined";
     return c;
 }
 
@@ -155,6 +169,15 @@ std::string_view to_string(Status status) {
 Cgroup cgroup_of(const SandboxState& state) {
     if (!state.runtime || state.runtime->cgroup.empty()) return {};
     return Cgroup(state.runtime->cgroup_version, state.runtime->cgroup);
+}
+
+std::vector<Cgroup> cgroups_of(const SandboxState& state) {
+    std::vector<Cgroup> out;
+    if (Cgroup main = cgroup_of(state)) out.push_back(main);
+    if (state.runtime)
+        for (const auto& path : state.runtime->limit_cgroups)
+            out.emplace_back(CgroupVersion::v1, path);
+    return out;
 }
 
 Fd open_sandbox_cgroup_procs(const SandboxState& state) {
@@ -223,6 +246,7 @@ std::optional<SandboxState> Store::load(std::string_view id) const {
                                      j.value("cgroup", ""),
                                      static_cast<CgroupVersion>(j.value("cgroup_version", 0))};
             if (s.runtime->cgroup.empty()) s.runtime->cgroup_version = CgroupVersion::none;
+            s.runtime->limit_cgroups = j.value("limit_cgroups", std::vector<std::string>());
         }
         if (auto ex = try_read(exit_file(id))) {
             json j = json::parse(*ex);
@@ -357,6 +381,7 @@ void Store::write_runtime(std::string_view id, const RuntimeState& rt) const {
         j["cgroup"] = rt.cgroup;
         j["cgroup_version"] = static_cast<int>(rt.cgroup_version);
     }
+    if (!rt.limit_cgroups.empty()) j["limit_cgroups"] = rt.limit_cgroups;
     write_file_atomic(runtime_file(id), j.dump(), 0600);
 }
 

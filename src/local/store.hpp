@@ -24,6 +24,17 @@ struct Paths {
     std::string runtime; // cleared on reboot: runtime records
 };
 
+// A sandbox's resource limits (unset: none, but for processes, which have a default cap).
+struct Limits {
+    std::optional<std::uint64_t> memory;     // bytes: cgroup memory controller
+    std::optional<std::uint64_t> cpu_millis; // thousandths of a CPU: cgroup cpu controller
+    std::optional<std::uint64_t> pids;       // asked for explicitly: cgroup pids controller, and RLIMIT_NPROC
+    std::optional<std::uint64_t> disk;       // bytes: the writable layers live in a tmpfs of this size
+};
+// The cap on processes when none is asked for (podman's default): enforced by RLIMIT_NPROC for every user of
+// the sandbox, and by the pids controller too where that costs nothing (a v2 cgroup the sandbox is born in).
+constexpr std::uint64_t kDefaultPids = 2048;
+
 // What a sandbox was created with. Written once, before anything is started.
 struct SandboxConfig {
     std::string id;
@@ -42,6 +53,8 @@ struct SandboxConfig {
     bool ephemeral = false;          // made by `run`: removed when its command ends
     std::string snapshot;            // the snapshot it was created from (id), empty for none
     std::vector<std::string> layers; // that snapshot's layers, top first: it and its parents (ids)
+    Limits limits;
+    bool seccomp = true; // false: --security-opt seccomp=unconfined
 };
 
 // Written by the monitor once the sandbox is ready.
@@ -55,6 +68,8 @@ struct RuntimeState {
     // pause stops them with signals instead.
     std::string cgroup;
     CgroupVersion cgroup_version = CgroupVersion::none;
+    // Cgroups of v1 controller hierarchies that enforce its limits (make_limit_cgroups).
+    std::vector<std::string> limit_cgroups;
 };
 
 // Written by the monitor when the supervisor ended unexpectedly.
@@ -77,6 +92,8 @@ struct SandboxState {
 
 // The sandbox's cgroup, as its runtime record names it (empty: none).
 Cgroup cgroup_of(const SandboxState& state);
+// Every cgroup that holds it: its own and those of its limits.
+std::vector<Cgroup> cgroups_of(const SandboxState& state);
 // Its cgroup.procs, opened for join_cgroup() by a worker about to join the sandbox's namespaces (after which
 // the host's /sys is out of sight). An empty Fd when the sandbox has no cgroup.
 Fd open_sandbox_cgroup_procs(const SandboxState& state);

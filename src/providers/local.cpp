@@ -1,7 +1,11 @@
 // The `local` provider: the namespace sandbox engine of src/local behind the Provider interface.
 #include "providers/local.hpp"
 
+#include <sys/statvfs.h>
+
 #include "local/engine.hpp"
+#include "local/seccomp.hpp"
+#include "local/supervisor.hpp"
 #include "local/trace.hpp"
 #include "providers/log.hpp"
 #include "providers/module.hpp"
@@ -57,6 +61,79 @@ nlohmann::json ranges(const std::vector<local::IdRange>& rs) {
     return out;
 }
 
+// The system call filter and privileges every process of the sandbox runs with.
+nlohmann::json security_json(const local::SandboxConfig& c) {
+    nlohmann::json j;
+    j["seccomp"] = c.seccomp ? "default" : "unconfined";
+    if (c.seccomp) {
+        const auto& p = local::seccomp_profile();
+        nlohmann::json denied = nlohmann::json::object();
+        for (const auto& [cls, calls] : p.denied)
+            denied[cls] = calls;
+        j["seccomp_profile"] = {{"denied_eperm", denied},
+                                {"unknown_syscalls", "ENOSYS (" + std::to_string(p.unknown_syscalls) +
+                                                         " numbers unknown to libseccomp " +
+                                                         p.libseccomp_version + ")"},
+                                {"other_architectures", "killed (32-bit and x32 system calls)"},
+                                {"instructions", p.instructions}};
+    }
+    j["no_new_privs"] = true;
+    j["capabilities"] = "root inside: docker's default set; other users: none";
+    return j;
+}
+
+// Effective limits and what the sandbox uses now (where something measures it).
+nlohmann::json limits_json(const local::SandboxState& s) {
+    using nlohmann::json;
+    const auto& l = s.config.limits;
+    const bool running =
+        s.runtime && (s.status == local::Status::running || s.status == local::Status::paused);
+    local::CgroupUsage u;
+    if (running) u = local::read_cgroup_usage(local::cgroups_of(s));
+    auto where = [](const std::vector<std::string>& dirs) {
+        std::string out;
+        for (const auto& d : dirs)
+            out += (out.empty() ? "cgroup " : ", cgroup ") + d;
+        return out;
+    };
+    auto opt = [](const std::optional<std::uint64_t>& v) { return v ? json(*v) : json(); };
+    json j;
+    json memory = {{"limit", opt(l.memory)}};
+    if (!u.memory_where.empty()) {
+        memory["usage"] = opt(u.memory_bytes);
+        memory["peak"] = opt(u.memory_peak);
+        memory["oom_kills"] = opt(u.oom_kills);
+        memory["enforced_by"] = where(u.memory_where);
+    }
+    j["memory"] = memory;
+    json cpus = {{"limit", l.cpu_millis ? json(static_cast<double>(*l.cpu_millis) / 1000) : json()}};
+    if (!u.cpu_where.empty()) {
+        cpus["throttled_periods"] = opt(u.cpu_throttled_periods);
+        cpus["enforced_by"] = where(u.cpu_where);
+    }
+    j["cpus"] = cpus;
+    std::uint64_t pids_limit = l.pids.value_or(local::kDefaultPids);
+    json pids = {{"limit", pids_limit}, {"default", !l.pids}};
+    std::string pids_by = "RLIMIT_NPROC per user";
+    if (!u.pids_where.empty()) {
+        pids["current"] = opt(u.pids_current);
+        pids_by = where(u.pids_where) + "; " + pids_by;
+    }
+    pids["enforced_by"] = pids_by;
+    j["pids"] = pids;
+    json disk = {{"limit", opt(l.disk)}};
+    if (l.disk) {
+        disk["enforced_by"] = "a tmpfs of that size holds the writable layers (memory, not the host's disk)";
+        struct statvfs st;
+        std::string layers = "/proc/" + std::to_string(s.runtime ? s.runtime->supervisor.pid : 0) + "/fd/" +
+                             std::to_string(local::kLayersFd);
+        if (running && ::statvfs(layers.c_str(), &st) == 0)
+            disk["used"] = static_cast<std::uint64_t>(st.f_blocks - st.f_bfree) * st.f_frsize;
+    }
+    j["disk"] = disk;
+    return j;
+}
+
 SandboxInfo info_of(const local::SandboxState& s) {
     SandboxInfo info;
     info.provider = kName;
@@ -74,6 +151,8 @@ SandboxInfo info_of(const local::SandboxState& s) {
     d["uid_map"] = ranges(s.config.idmap.uids);
     d["gid_map"] = ranges(s.config.idmap.gids);
     d["ephemeral"] = s.config.ephemeral;
+    d["security"] = security_json(s.config);
+    d["limits"] = limits_json(s);
     if (s.runtime) {
         d["supervisor_pid"] = s.runtime->supervisor.pid;
         d["monitor_pid"] = s.runtime->monitor.pid;
@@ -127,6 +206,8 @@ local::CreateRequest create_request(const CreateSpec& spec) {
     r.env = env_strings(spec.env);
     r.lifetime = spec.lifetime;
     r.snapshot = spec.snapshot;
+    r.limits = local::Limits{spec.memory, spec.cpu_millis, spec.pids, spec.disk};
+    r.seccomp = !spec.seccomp_unconfined;
     return r;
 }
 
@@ -147,7 +228,9 @@ class LocalProvider final : public Provider {
                 Capability::exec_timeout,   Capability::exec_user,  Capability::exec_cwd,
                 Capability::lifetime,       Capability::labels,     Capability::names,
                 Capability::image_dir,      Capability::copy,       Capability::snapshots,
-                Capability::snapshot_files, Capability::pause};
+                Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,
+                Capability::memory_limit,   Capability::disk_limit, Capability::pids_limit,
+                Capability::seccomp};
     }
     bool configured(std::string&) const override { return true; }
 

@@ -274,4 +274,31 @@ Env read_env_file(const std::string& path) {
     return env;
 }
 
+std::uint64_t parse_cpus(std::string_view text) {
+    auto invalid = [&] {
+        return Error(ErrorKind::invalid, "invalid number of CPUs '" + std::string(text) +
+                                             "': give a positive number such as 2, 0.5 or 1.25");
+    };
+    std::uint64_t whole = 0, millis = 0;
+    std::size_t i = 0, digits = 0;
+    for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+        whole = whole * 10 + static_cast<std::uint64_t>(text[i] - '0');
+        if (whole > 1'000'000) throw invalid();
+    }
+    if (i < text.size() && text[i] == '.') {
+        ++i;
+        std::uint64_t scale = 100;
+        for (; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i, ++digits) {
+            millis += static_cast<std::uint64_t>(text[i] - '0') * scale; // digits past the third are dropped
+            scale /= 10;
+        }
+    }
+    if (digits == 0 || i != text.size()) throw invalid();
+    std::uint64_t total = whole * 1000 + millis;
+    if (total == 0)
+        throw Error(ErrorKind::invalid,
+                    "--cpus " + std::string(text) + ": the number of CPUs must be at least 0.001");
+    return total;
+}
+
 } // namespace sbox

@@ -22,6 +22,9 @@ std::chrono::milliseconds parse_duration(std::string_view text);
 // is binary (k = KB = KiB = 1024) and case does not matter; fractions are truncated to whole bytes.
 std::uint64_t parse_size(std::string_view text);
 
+// --cpus: a positive decimal number of CPUs ("2", "0.5", "1.25"), in thousandths of a CPU (at least 0.001).
+std::uint64_t parse_cpus(std::string_view text);
+
 // KEY=VALUE, split at the first '='. A bare KEY has no value. what names the thing in messages ("label",
 // "environment variable"). The key must not be empty or contain whitespace.
 struct KeyValue {

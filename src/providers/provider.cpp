@@ -46,7 +46,8 @@ constexpr Capability all_capabilities[] = {
     Capability::exec,           Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
     Capability::exec_user,      Capability::exec_cwd,   Capability::lifetime,    Capability::labels,
     Capability::names,          Capability::image_dir,  Capability::copy,        Capability::snapshots,
-    Capability::snapshot_files, Capability::pause,
+    Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,   Capability::memory_limit,
+    Capability::disk_limit,     Capability::pids_limit, Capability::seccomp,
 };
 } // namespace
 
@@ -80,6 +81,16 @@ std::string_view to_string(Capability c) {
         return "snapshot_files";
     case Capability::pause:
         return "pause";
+    case Capability::cpu_limit:
+        return "cpu_limit";
+    case Capability::memory_limit:
+        return "memory_limit";
+    case Capability::disk_limit:
+        return "disk_limit";
+    case Capability::pids_limit:
+        return "pids_limit";
+    case Capability::seccomp:
+        return "seccomp";
     }
     return "unknown";
 }

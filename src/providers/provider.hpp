@@ -73,6 +73,12 @@ enum class Capability : std::uint32_t {
     snapshots = 1u << 11,      // snapshot create/ls/rm, create --snapshot
     snapshot_files = 1u << 12, // snapshot export/import to and from a file
     pause = 1u << 13,          // pause and resume every process of a sandbox
+    // Resource limits and hardening (create/run flags).
+    cpu_limit = 1u << 15,    // --cpus
+    memory_limit = 1u << 17, // --memory
+    disk_limit = 1u << 18,   // --disk
+    pids_limit = 1u << 19,   // --pids
+    seccomp = 1u << 20,      // a system call filter, which --security-opt seccomp=unconfined turns off
 };
 
 class Capabilities {
@@ -101,6 +107,13 @@ struct CreateSpec {
     Env env;           // defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime; // create --timeout
     std::string snapshot; // start from this snapshot (an id or name the provider knows); excludes image
+
+    // Resource limits; unset: the provider's default.
+    std::optional<std::uint64_t> memory;     // bytes
+    std::optional<std::uint64_t> cpu_millis; // thousandths of a CPU (--cpus 1.5 = 1500)
+    std::optional<std::uint64_t> pids;       // processes and threads at once
+    std::optional<std::uint64_t> disk;       // bytes the sandbox may write
+    bool seccomp_unconfined = false;         // --security-opt seccomp=unconfined (debugging only)
 };
 
 struct ExecSpec {

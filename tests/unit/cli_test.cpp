@@ -536,8 +536,17 @@ TEST_CASE("usage errors: 2, or 125 for exec/run - --help: 0 - CLI11's codes neve
     // Later issues' subcommands and flags are not registered yet.
     for (const char* sub : {"cp", "shell", "snapshot", "pause", "resume", "bench", "completion"})
         CHECK(cli({sub}).code == 2);
-    CHECK(cli({"create", "--cpus", "2"}).code == 2);
-    CHECK(cli({"create", "--memory", "1g"}).code == 2);
+    // Limits: a bad value is a usage error; a provider without the capability says so (1).
+    CHECK(cli({"create", "--cpus", "many"}).code == 2);
+    CHECK(cli({"create", "--cpus", "0"}).code == 2);
+    CHECK(cli({"create", "--memory", "1x"}).code == 2);
+    CHECK(cli({"create", "--pids", "-3"}).code == 2);
+    CHECK(cli({"create", "--disk", "10"}).code == 2);
+    CHECK(cli({"create", "--security-opt", "apparmor=unconfined"}).code == 2);
+    CHECK(cli({"run", "--memory", "1x", "--", "true"}).code == 125);
+    r = cli({"create", "--memory", "1g"});
+    CHECK(r.code == 1);
+    CHECK(r.err.find("--memory is not supported by this provider") != std::string::npos);
     CHECK(cli({"exec", "-t", "web", "sh"}).code == 125);
 
     std::vector<std::vector<std::string>> bad{{"-p"},

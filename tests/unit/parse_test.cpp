@@ -163,3 +163,14 @@ TEST_CASE("env file errors name the file and the line") {
     e = error_of([&] { read_env_file(dir.path.string()); });
     CHECK(e.find("Is a directory") != std::string::npos);
 }
+
+TEST_CASE("cpus are thousandths of a CPU") {
+    CHECK(parse_cpus("2") == 2000u);
+    CHECK(parse_cpus("0.5") == 500u);
+    CHECK(parse_cpus("1.25") == 1250u);
+    CHECK(parse_cpus(".5") == 500u);
+    CHECK(parse_cpus("0.001") == 1u);
+    CHECK(parse_cpus("0.0019") == 1u); // past the third decimal is dropped
+    for (const char* bad : {"", "0", "0.0", "abc", "1.5.2", "-1", "1e3", "2 ", "0.0001", "."})
+        CHECK_THROWS_AS(parse_cpus(bad), Error);
+}
