@@ -72,11 +72,15 @@ if [ -d "$(dirname "$sbox_bin")/modules" ]; then
     install -m 0755 "$(dirname "$sbox_bin")"/modules/*.so "$dir/modules/"
 fi
 install -m 0755 "$test_bin" "$dir/sbox_integration_tests"
+# The syscall probe of the hardening tests, built beside the test binary.
+if [ -x "$(dirname "$test_bin")/sbox-syscall-probe" ]; then
+    install -m 0755 "$(dirname "$test_bin")/sbox-syscall-probe" "$dir/sbox-syscall-probe"
+fi
 
 echo "run-unprivileged: running the rootless-capable tests as $user ($(id -u "$user")), sbox in $dir" >&2
 cd "$dir"
 set +e
-as_user env HOME="$home" SBOX_BIN="$dir/sbox" NO_COLOR=1 \
+as_user env HOME="$home" SBOX_BIN="$dir/sbox" SBOX_SYSCALL_PROBE="$dir/sbox-syscall-probe" NO_COLOR=1 \
     "$dir/sbox_integration_tests" --test-suite=rootless-capable "$@"
 rc=$?
 set -e
