@@ -30,6 +30,9 @@ struct CreateFlags {
     std::string name;
     std::vector<std::string> labels;
     std::string lifetime;
+    // --network none|full and --port [HOST:]PORT[/udp]...
+    std::string network;
+    std::vector<std::string> ports;
 };
 void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime);
 // Checks the provider's capabilities for the flags given; adds created-by=sbox.

@@ -23,6 +23,9 @@ struct CreateRequest {
     std::vector<std::string> env; // K=V defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime;
     std::string snapshot; // start from this snapshot (id, unique prefix or name); excludes image
+    // none: loopback only; full: outbound access through pasta, and `ports` published (network.hpp).
+    NetworkMode network = NetworkMode::none;
+    std::vector<PublishedPort> ports;
 };
 
 struct ExecRequest {

@@ -147,6 +147,7 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
     if (!plan.command) ::close(sync);
 
     pid_t command = 0;
+    if (plan.command && plan.network && receive_text(sync) != "network") ::_exit(125); // the starter failed
     if (plan.command) {
         command = ::fork();
         if (command == -1) ::_exit(125);

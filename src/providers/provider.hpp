@@ -73,6 +73,7 @@ enum class Capability : std::uint32_t {
     snapshots = 1u << 11,      // snapshot create/ls/rm, create --snapshot
     snapshot_files = 1u << 12, // snapshot export/import to and from a file
     pause = 1u << 13,          // pause and resume every process of a sandbox
+    network = 1u << 16,        // create --network full (outbound access) and --port (published ports)
 };
 
 class Capabilities {
@@ -94,6 +95,13 @@ std::string_view to_string(Capability c);
 using Env = std::vector<std::pair<std::string, std::string>>;
 using Labels = std::map<std::string, std::string>;
 
+// create --port [HOST:]PORT[/tcp|/udp]: the sandbox's PORT, reachable on the host's 127.0.0.1:HOST.
+struct PublishedPort {
+    std::uint16_t host = 0; // 0: any free port, chosen when the sandbox starts
+    std::uint16_t sandbox = 0;
+    std::string protocol = "tcp"; // tcp | udp
+};
+
 struct CreateSpec {
     std::string name;  // empty: none
     std::string image; // empty: the provider's default (local: the host's system)
@@ -101,6 +109,9 @@ struct CreateSpec {
     Env env;           // defaults for every exec
     std::optional<std::chrono::milliseconds> lifetime; // create --timeout
     std::string snapshot; // start from this snapshot (an id or name the provider knows); excludes image
+    // --network and --port (Capability::network).
+    std::string network = "none"; // none: loopback only; full: outbound access
+    std::vector<PublishedPort> ports;
 };
 
 struct ExecSpec {
