@@ -273,7 +273,9 @@ void override_resolv_conf(const std::string& content) {
         for (int i = 0; i < 5; ++i)
             check(::dup2(moved[i], i), "dup2");
         ::syscall(SYS_close_range, 5, ~0U, 0);
-        ::execv(h.pasta, h.argv.data());
+        // Nothing of the caller's environment (its tokens, say) goes into a long-lived process.
+        char* no_environment[] = {nullptr};
+        ::execve(h.pasta, h.argv.data(), no_environment);
         throw_errno(std::string("exec ") + h.pasta);
     } catch (const std::exception& e) {
         fail(std::string("sbox: ") + e.what());
