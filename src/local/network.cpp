@@ -71,7 +71,17 @@ std::string find_pasta() {
         dirs.emplace_back(dir);
     for (const auto& dir : dirs) {
         std::string candidate = dir + "/pasta";
-        if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+        if (::access(candidate.c_str(), X_OK) != 0) continue;
+#if defined(__x86_64__)
+        // On x86-64, pasta re-executes itself as its AVX2 build (PATH.avx2) where the CPU has AVX2: exec that
+        // one directly and spare a whole exec on every start.
+        char real[PATH_MAX];
+        if (__builtin_cpu_supports("avx2") && ::realpath(candidate.c_str(), real)) {
+            std::string avx2 = std::string(real) + ".avx2";
+            if (::access(avx2.c_str(), X_OK) == 0) return avx2;
+        }
+#endif
+        return candidate;
     }
     throw unavailable(std::string("needs pasta (Debian package passt), which is not installed: ") +
                       kPackageHint);
