@@ -210,31 +210,45 @@ struct Helper {
     int netns, userns, ready, errors;
     pid_t parent;
     bool rootless;
-    bool private_tun;        // root: /dev/net/tun is not usable by pasta's uid; give it a node of its own
+    bool private_tun;        // root: /dev/net/tun is not open to pasta's uid; give it a node of its own
     std::string resolv_conf; // SBOX_DNS_UPSTREAM: what pasta reads as /etc/resolv.conf
     IdMap idmap;
 };
 
-// Scratch space for the files of pasta's private mount namespace: a tmpfs over /tmp, seen only there.
-void private_scratch(bool may_hold_devices) {
+// Gives pasta a mount namespace of its own whose /dev/net is a tmpfs (a place pasta needs nothing else from)
+// holding its tun device and, with `resolv_conf`, the /etc/resolv.conf it reads. The tun device is a node
+// of its own, owned by `owner` (root on the host only), or the host's, bound there again.
+void private_dev_net(std::optional<std::pair<uid_t, gid_t>> owner, const std::string& resolv_conf) {
     check(::unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)");
     check(::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr), "make the mounts private");
-    check(::mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NOEXEC | (may_hold_devices ? 0 : MS_NODEV),
-                  "mode=0755,size=64k"),
-          "mount a tmpfs on /tmp");
-}
-
-void override_resolv_conf(const std::string& content) {
-    if (!write_small_file("/tmp/resolv.conf", content)) throw_errno("write a resolv.conf for pasta");
-    check(::mount("/tmp/resolv.conf", "/etc/resolv.conf", nullptr, MS_BIND, nullptr),
-          "bind a resolv.conf over /etc/resolv.conf");
+    Fd host_tun; // opened in this mount namespace, so that it can be bound here
+    if (!owner) {
+        host_tun.reset(::open(kTunDevice, O_PATH | O_CLOEXEC));
+        if (!host_tun) throw_errno(std::string("open ") + kTunDevice);
+    }
+    check(::mount("tmpfs", "/dev/net", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k"),
+          "mount a tmpfs on /dev/net");
+    if (owner) {
+        check(::mknod(kTunDevice, S_IFCHR | 0600, makedev(10, 200)), "mknod a tun device");
+        check(::chown(kTunDevice, owner->first, owner->second), "chown the tun device");
+    } else {
+        if (!write_small_file(kTunDevice, "")) throw_errno("create a mount point for the tun device");
+        check(::mount(fd_path(host_tun.get()).c_str(), kTunDevice, nullptr, MS_BIND, nullptr),
+              "bind the tun device");
+    }
+    if (!resolv_conf.empty()) {
+        if (!write_small_file("/dev/net/resolv.conf", resolv_conf))
+            throw_errno("write a resolv.conf for pasta");
+        check(::mount("/dev/net/resolv.conf", "/etc/resolv.conf", nullptr, MS_BIND, nullptr),
+              "bind a resolv.conf over /etc/resolv.conf");
+    }
 }
 
 // Runs in the forked child: becomes root of the sandbox's user namespace and execs pasta.
 [[noreturn]] void helper_main(const Helper& h) noexcept {
+    int error_fd = h.errors; // fd 2 once the descriptors are in place
     auto fail = [&](const std::string& what) {
-        std::string message = what + "\n";
-        (void)write_all(h.errors, message);
+        (void)write_all(error_fd, what + "\n");
         ::_exit(127);
     };
     try {
@@ -248,14 +262,7 @@ void override_resolv_conf(const std::string& content) {
 
         if (!h.rootless && (h.private_tun || !h.resolv_conf.empty())) {
             // As root on the host, before dropping every privilege there.
-            private_scratch(h.private_tun);
-            if (h.private_tun) {
-                check(::mknod("/tmp/tun", S_IFCHR | 0600, makedev(10, 200)), "mknod a tun device");
-                check(::chown("/tmp/tun", h.idmap.root_uid(), h.idmap.root_gid()), "chown the tun device");
-                check(::mount("/tmp/tun", kTunDevice, nullptr, MS_BIND, nullptr),
-                      std::string("bind a tun device over ") + kTunDevice);
-            }
-            if (!h.resolv_conf.empty()) override_resolv_conf(h.resolv_conf);
+            private_dev_net(std::make_pair(h.idmap.root_uid(), h.idmap.root_gid()), h.resolv_conf);
         }
         // pasta reopens the readiness pipe through /proc/self/fd: it must be its own.
         if (!h.rootless) check(::fchown(h.ready, h.idmap.root_uid(), h.idmap.root_gid()), "fchown a pipe");
@@ -265,8 +272,8 @@ void override_resolv_conf(const std::string& content) {
         if (h.idmap.setgroups) check(::setgroups(0, nullptr), "setgroups");
         check(::setresuid(0, 0, 0), "setresuid(0)");
         if (h.rootless && !h.resolv_conf.empty()) {
-            private_scratch(false); // allowed now: the new mount namespace belongs to the sandbox's users
-            override_resolv_conf(h.resolv_conf);
+            // Allowed now: the new mount namespace belongs to the sandbox's user namespace.
+            private_dev_net(std::nullopt, h.resolv_conf);
         }
 
         // Set after the credentials changed (which clears it); pasta's own changes keep it.
@@ -282,6 +289,7 @@ void override_resolv_conf(const std::string& content) {
             moved[i] = static_cast<int>(check(::fcntl(sources[i], F_DUPFD_CLOEXEC, 10), "dup"));
         for (int i = 0; i < 5; ++i)
             check(::dup2(moved[i], i), "dup2");
+        error_fd = 2;
         ::syscall(SYS_close_range, 5, ~0U, 0);
         // Nothing of the caller's environment (its tokens, say) goes into a long-lived process.
         char* no_environment[] = {nullptr};

@@ -384,6 +384,39 @@ TEST_SUITE("rootless-capable") {
         CHECK(w.leftovers().empty());
     }
 
+    TEST_CASE("network: a network stack that fails is reported with its message and leaves nothing behind") {
+        SKIP_WITHOUT_NETWORK();
+        World w;
+        // A "pasta" first on PATH that complains and exits, as a real one does when it cannot set up.
+        TempDir bin;
+        std::string fake = bin.path() + "/pasta";
+        {
+            int fd = open(fake.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+            REQUIRE(fd >= 0);
+            std::string script = "#!/bin/sh\necho 'Failed to send 12 bytes to syslog' >&2\n"
+                                 "echo 'cannot set up: test says no' >&2\nexit 1\n";
+            REQUIRE(write(fd, script.data(), script.size()) == static_cast<ssize_t>(script.size()));
+            close(fd);
+        }
+        std::vector<std::string> env;
+        for (const auto& e : w.env())
+            if (!e.starts_with("PATH=")) env.push_back(e);
+        env.push_back("PATH=" + bin.path() + ":/usr/sbin:/usr/bin:/sbin:/bin");
+        for (std::string cmd : {"create", "run"}) {
+            std::vector<std::string> argv = {sbox_bin(), cmd, "--network", "full"};
+            if (cmd == "run") argv.insert(argv.end(), {"--", "true"});
+            Result r = Process(argv, env).finish();
+            INFO(cmd << ": " << describe(r));
+            CHECK(r.status == (cmd == "run" ? 125 : 1));
+            CHECK(r.err.find("cannot set up: test says no") != std::string::npos);
+            CHECK(r.err.find("syslog") == std::string::npos);
+            CHECK(r.out.empty());
+        }
+        CHECK(w.ls_q().empty());
+        CHECK(w.leftovers().empty());
+        CHECK(w.mounts().empty());
+    }
+
     TEST_CASE("network: the stack is gone after kill, after run ends, after the lifetime and with sbox") {
         SKIP_WITHOUT_NETWORK();
         World w;
