@@ -483,6 +483,14 @@ TEST_SUITE("rootless-capable") {
             }));
             CHECK(stacks_of(id_of(ref)).empty());
         }
+        SUBCASE("the command of run -d ends") {
+            Result r = w.sbox({"run", "-d", "--network", "full", "--", "sleep", "1"});
+            REQUIRE(r.status == 0);
+            std::string id = id_of(trim(r.out));
+            // The sandbox removes itself when its command ends; its stack ends first.
+            CHECK(eventually([&] { return w.ls_q().empty(); }, 60s));
+            CHECK(stacks_of(id).empty());
+        }
         SUBCASE("the lifetime expires") {
             std::string ref = w.create({"--network", "full", "--timeout", "2s"});
             pid_t stack = w.inspect(ref)["details"].value("network_pid", 0);
