@@ -2,18 +2,20 @@
 # Benchmarks the local provider against its anchors, side by side in one hyperfine run each (a program, not a test):
 #   1. `sbox run -- true`  vs  bubblewrap  vs  unshare(1)          (a fresh sandbox for one command)
 #   2. `sbox exec REF -- true`  vs  `nsenter --all` into the same sandbox   (a command in a running sandbox)
+#   3. `sbox create`  vs  `sbox create --network full`   (what the network stack adds; target: at most 30 ms)
 # then prints the medians, the ratios against the issue's targets, and an idle sandbox's resident memory.
 #
-#   bench/local.sh [-n RUNS] [--warmup N]
+#   bench/local.sh [-n RUNS] [--warmup N] [--create-runs N]
 #
 # Uses $SBOX_BIN, else build/sbox. Needs hyperfine and bubblewrap: packaging/install-deps.sh --bench.
 set -euo pipefail
 
 runs=200
 warmup=20
+create_runs=50
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
-    echo "options: -n, --runs RUNS (default $runs); --warmup N (default $warmup)"
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    echo "options: -n, --runs RUNS (default $runs); --warmup N (default $warmup); --create-runs N (default $create_runs)"
 }
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -23,6 +25,10 @@ while [ $# -gt 0 ]; do
         ;;
     --warmup)
         warmup=${2:?"$1 needs a number"}
+        shift 2
+        ;;
+    --create-runs)
+        create_runs=${2:?"$1 needs a number"}
         shift 2
         ;;
     -h | --help)
@@ -36,9 +42,9 @@ while [ $# -gt 0 ]; do
         ;;
     esac
 done
-case "$runs$warmup" in
+case "$runs$warmup$create_runs" in
 *[!0-9]*)
-    echo "bench/local.sh: -n and --warmup take whole numbers" >&2
+    echo "bench/local.sh: -n, --warmup and --create-runs take whole numbers" >&2
     exit 2
     ;;
 esac
@@ -128,6 +134,24 @@ mem_after=$(
     echo "  total: $total_rss KiB"
 )
 
+# ---- 3. create with and without the network stack -------------------------------------------------------------
+# In a state directory of its own, so that killing every sandbox between runs (untimed) touches nothing else.
+create_csv=$tmp/create.csv
+network_note=""
+if network_err=$(SBOX_ROOT=$tmp/state "$sbox" run --network full -- true 2>&1); then
+    (
+        export SBOX_ROOT=$tmp/state
+        hyperfine -N --runs "$create_runs" --warmup 3 --export-csv "$create_csv" \
+            --prepare "'$sbox' kill --all" \
+            -n "sbox create" "'$sbox' create" \
+            --prepare "'$sbox' kill --all" \
+            -n "sbox create --network full" "'$sbox' create --network full"
+        "$sbox" kill --all >/dev/null
+    )
+else
+    network_note="skipped: --network full does not work here: $network_err"
+fi
+
 # ---- summary ---------------------------------------------------------------------------------------------------
 sbox_run=$(median_of "$run_csv" 1 1000)
 bwrap=$(median_of "$run_csv" 2 1000)
@@ -146,6 +170,18 @@ echo "== ratios"
 printf '  %-40s %8s   (target <= 1.0)\n' "sbox run / bwrap" "$(ratio "$sbox_run" "$bwrap")"
 printf '  %-40s %8s\n' "sbox run / unshare" "$(ratio "$sbox_run" "$unshare")"
 printf '  %-40s %8s   (target <= 1.5)\n' "sbox exec / nsenter" "$(if [ -n "$nsenter" ]; then ratio "$sbox_exec" "$nsenter"; else echo n/a; fi)"
+echo "== what --network full adds to create (target <= 30 ms)"
+if [ -z "$network_note" ]; then
+    create_ms=$(median_of "$create_csv" 1 1000)
+    create_net_ms=$(median_of "$create_csv" 2 1000)
+    added=$(awk -v a="$create_net_ms" -v b="$create_ms" 'BEGIN { printf "%.3f", a - b }')
+    printf '  %-40s %8s\n' "sbox create (ms)" "$create_ms"
+    printf '  %-40s %8s\n' "sbox create --network full (ms)" "$create_net_ms"
+    printf '  %-40s %8s   (target <= 30; %s)\n' "difference (ms)" "$added" \
+        "$(awk -v d="$added" 'BEGIN { print (d <= 30 ? "met" : "missed") }')"
+else
+    echo "  $network_note"
+fi
 echo "== an idle sandbox's resident memory (target <= 2 MiB)"
 echo "$mem_idle"
 echo "$mem_after"

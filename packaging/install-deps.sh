@@ -3,13 +3,15 @@
 # present it only checks and returns (no apt-get update, no network).
 #   packaging/install-deps.sh          what the build and the test suite need
 #   packaging/install-deps.sh --bench  also what the benchmarks compare against (hyperfine, bubblewrap)
-# (tar and zstd: the tests check that an exported snapshot is an ordinary .tar.zst.)
+# (tar and zstd: the tests check that an exported snapshot is an ordinary .tar.zst. passt: pasta, the network
+# stack of --network full; python3: the network tests' servers inside sandboxes.)
 set -eu
 packages="
   g++ cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev doctest-dev
   libarchive-dev nettle-dev libseccomp-dev
   uidmap passwd util-linux procps tar zstd
+  passt python3
 "
 if [ "${1:-}" = "--bench" ]; then
   packages="$packages hyperfine bubblewrap"

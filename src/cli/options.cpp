@@ -41,6 +41,14 @@ void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime) {
     app.add_option("--security-opt", flags.security_opts,
                    "seccomp=unconfined turns the system call filter off (debugging only)")
         ->allow_extra_args(false);
+    app.add_option(
+        "--network", flags.network,
+        "none (default: loopback only) or full (outbound access through a user-mode network stack)");
+    app.add_option(
+           "--port", flags.ports,
+           "Publish the sandbox's PORT on the host's 127.0.0.1 ([HOSTPORT:]PORT[/udp]; needs --network "
+           "full)")
+        ->allow_extra_args(false);
 }
 
 CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provider) {
@@ -116,6 +124,18 @@ CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provid
             << "sbox: WARNING: --security-opt seccomp=unconfined: this sandbox runs WITHOUT its system call "
                "filter (keyrings, bpf, io_uring, user namespaces, TIOCSTI ... are open to it). Use it only "
                "to debug, never for code you do not trust.\n";
+    if (!flags.network.empty()) {
+        if (flags.network != "none" && flags.network != "full")
+            throw Error(ErrorKind::usage,
+                        "--network " + flags.network + ": unknown network mode (use none or full)");
+        spec.network = flags.network;
+    }
+    for (const auto& p : flags.ports)
+        spec.ports.push_back(usage_value([&] { return parse_port(p); }));
+    if (!spec.ports.empty() && spec.network != "full")
+        throw Error(ErrorKind::usage, "--port needs --network full (a sandbox without a network stack has "
+                                      "nothing to publish ports with)");
+    if (spec.network == "full") require(provider, Capability::network, "--network full");
     spec.labels["created-by"] = "sbox";
     spec.env = std::move(env);
     return spec;

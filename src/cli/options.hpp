@@ -33,6 +33,9 @@ struct CreateFlags {
     // Resource limits and hardening.
     std::string memory, cpus, pids, disk;
     std::vector<std::string> security_opts;
+    // --network none|full and --port [HOST:]PORT[/udp]...
+    std::string network;
+    std::vector<std::string> ports;
 };
 void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime);
 // Checks the provider's capabilities for the flags given; adds created-by=sbox.

@@ -179,6 +179,7 @@ struct Started {
     bool base_idmapped = false;
     Cgroup cgroup;                     // where every process of the sandbox lives (none: pause uses signals)
     std::vector<Cgroup> limit_cgroups; // v1 controllers' cgroups that enforce its limits
+    NetworkStack network;              // --network full: pasta, a child of this process
 };
 
 // SIGKILL to a supervisor, whose end takes every process of the sandbox, and waits for it. A task frozen by
@@ -270,6 +271,7 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
     }
     child_end.reset();
     auto abort_start = [&] {
+        started.network.stop();
         kill_and_wait(started.pidfd.get());
         ::waitpid(started.pid, nullptr, 0);
         remove_cgroups(started.cgroup, started.limit_cgroups);
@@ -283,6 +285,10 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
         cgroup_dir.reset();
         write_idmap(started.pid, config.idmap);
         send_go(parent_end.get(), {}); // the supervisor sets itself up while the lower layers are made
+        // The network stack sets itself up meanwhile too: it needs only the namespaces and the id maps.
+        if (plan.network)
+            started.network = NetworkStack::start(*plan.network, started.pid, config.idmap, config.rootless,
+                                                  "sbox-" + config.id);
         std::vector<Fd> lowers;
         if (!config.rootless) {
             Fd userns(
@@ -338,6 +344,16 @@ Started start_sandbox(const SandboxConfig& config, const SupervisorPlan& plan, i
             throw Error(Error::Kind::internal, "cannot set up the sandbox: " + text.substr(6));
         throw Error(Error::Kind::internal, "the sandbox's supervisor died while setting up");
     }
+    if (started.network) {
+        try {
+            started.network.wait_ready();
+        } catch (...) {
+            abort_start();
+            throw;
+        }
+        trace("network ready");
+        if (plan.command) send_text(parent_end.get(), "network"); // the command may start now
+    }
     started.sync = std::move(parent_end);
     return started;
 }
@@ -360,6 +376,11 @@ SupervisorPlan supervisor_plan(const Store& store, const SandboxConfig& config) 
         plan.layer_paths.push_back(snapshot_layer_dir(store.paths(), layer));
     plan.rootfs.layer_count = plan.layer_paths.size();
     if (config.rootless) plan.rootfs.layer_paths_to_open = plan.layer_paths;
+    if (config.network == NetworkMode::full) {
+        plan.network = plan_network(config.ports);
+        plan.rootfs.resolv_conf = sandbox_resolv_conf();
+        plan.rootfs.extra_hosts = sandbox_hosts_entries(*plan.network);
+    }
     return plan;
 }
 
@@ -374,6 +395,15 @@ RuntimeState runtime_state(const Started& started, const SupervisorPlan& plan) {
     rt.cgroup_version = started.cgroup.version();
     for (const auto& c : started.limit_cgroups)
         rt.limit_cgroups.push_back(c.path());
+    if (started.network && plan.network) {
+        RuntimeState::Network n;
+        if (auto stack = identify(started.network.pid())) n.stack = *stack;
+        n.address = plan.network->address;
+        n.prefix_length = plan.network->prefix_length;
+        n.gateway = plan.network->gateway;
+        n.ports = plan.network->ports;
+        rt.network = std::move(n);
+    }
     return rt;
 }
 
@@ -418,6 +448,7 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
             ::_exit(1);
         }
         auto abandon = [&] {
+            started.network.stop();
             end_supervisor(started.pidfd.get(), started.cgroup);
             ::waitpid(started.pid, nullptr, 0);
             remove_cgroups(started.cgroup, started.limit_cgroups);
@@ -438,6 +469,7 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         int status = 0;
         while (::waitpid(started.pid, &status, 0) == -1 && errno == EINTR) {
         }
+        started.network.stop(); // before the records go: a removed sandbox has no process left
         // the supervisor's end took every process of the sandbox
         remove_cgroups(started.cgroup, started.limit_cgroups);
         try {
@@ -525,6 +557,10 @@ SandboxConfig Engine::register_sandbox(const CreateRequest& request, bool epheme
         config.lifetime_ms = request.lifetime->count();
         config.expires_at = config.created_at + (request.lifetime->count() + 999) / 1000;
     }
+    config.network = request.network;
+    config.ports = request.ports;
+    if (!config.ports.empty() && config.network != NetworkMode::full)
+        throw Error(Error::Kind::invalid, "--port needs --network full");
     config.rootless = ::geteuid() != 0;
     config.ephemeral = ephemeral;
     if (auto me = identify(::getpid())) config.creator = *me;
@@ -576,6 +612,7 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
     std::optional<Started> started;
     auto remove = [&] {
         if (started) {
+            started->network.stop();
             end_supervisor(started->pidfd.get(), started->cgroup);
             ::waitpid(started->pid, nullptr, 0);
             remove_cgroups(started->cgroup, started->limit_cgroups);
@@ -759,6 +796,9 @@ void Engine::kill(std::string_view id_or_name) {
         if (state->runtime) {
             if (Fd m = open_pidfd(state->runtime->monitor)) kill_and_wait(m.get());
             if (Fd s = open_pidfd(state->runtime->supervisor)) end_supervisor(s.get(), cgroup);
+            // The network stack dies with the monitor (its parent); this waits until it has.
+            if (state->runtime->network)
+                if (Fd n = open_pidfd(state->runtime->network->stack)) kill_and_wait(n.get());
         } else if (state->status == Status::creating && state->config.creator.pid != ::getpid()) {
             if (Fd c = open_pidfd(state->config.creator)) kill_and_wait(c.get());
         }

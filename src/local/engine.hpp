@@ -25,6 +25,9 @@ struct CreateRequest {
     std::string snapshot; // start from this snapshot (id, unique prefix or name); excludes image
     Limits limits;
     bool seccomp = true; // false: no system call filter (--security-opt seccomp=unconfined)
+    // none: loopback only; full: outbound access through pasta, and `ports` published (network.hpp).
+    NetworkMode network = NetworkMode::none;
+    std::vector<PublishedPort> ports;
 };
 
 struct ExecRequest {

@@ -72,12 +72,16 @@ void mount_overlay(const std::string& lower, int upper, int work, const std::str
     mount_or_throw("overlay", target, "overlay", MS_NOSUID, options);
 }
 
-// The sandbox's /etc/hostname and /etc/hosts, written into the upper layer of /etc before it is mounted.
-void write_identity_files(int etc_upper, const std::string& hostname) {
+// The sandbox's /etc/hostname and /etc/hosts (and, with a network, /etc/resolv.conf), written into the upper
+// layer of /etc before it is mounted.
+void write_identity_files(int etc_upper, const RootfsPlan& plan) {
+    const std::string& hostname = plan.hostname;
     write_at(etc_upper, "hostname", hostname + "\n");
     write_at(etc_upper, "hosts",
              "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t" + hostname +
-                 "\n");
+                 "\n" + plan.extra_hosts);
+    // A symlink there (to systemd-resolved's file under /run, say) is replaced in the upper layer only.
+    if (!plan.resolv_conf.empty()) write_at(etc_upper, "resolv.conf", plan.resolv_conf);
 }
 
 } // namespace
@@ -220,7 +224,7 @@ Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
         struct stat st;
         if (::fstatat(lowers[0].get(), "etc", &st, 0) == 0 && S_ISDIR(st.st_mode)) {
             mkdir_at(up.get(), "etc", 0755);
-            write_identity_files(open_dir_at(up.get(), "etc").get(), plan.hostname);
+            write_identity_files(open_dir_at(up.get(), "etc").get(), plan);
         }
         mount_overlay(layer_stack("") + fd_path(lowers[0].get()), up.get(), wk.get(), root_path);
         root = open_dir_at(fs.get(), "root");
@@ -255,7 +259,7 @@ Fd build_rootfs(const RootfsPlan& plan, int sandbox_dir,
             mkdir_at(upper.get(), name, 0755);
             mkdir_at(work.get(), name, 0755);
             Fd up = open_dir_at(upper.get(), name), wk = open_dir_at(work.get(), name);
-            if (name == "etc") write_identity_files(up.get(), plan.hostname);
+            if (name == "etc") write_identity_files(up.get(), plan);
             // Hide sbox's own state where it lies below this directory: a whiteout in the upper layer.
             std::string prefix = "/" + name + "/";
             for (const auto& hidden : plan.hidden) {

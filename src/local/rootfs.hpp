@@ -30,6 +30,10 @@ struct RootfsPlan {
     std::vector<std::pair<std::string, std::string>> symlinks; // host base: top-level name -> target
     std::vector<std::string> hidden;                           // absolute paths to hide (sbox's state)
     std::string hostname;
+    // --network full: the sandbox's /etc/resolv.conf (empty: the base's stays) and lines added to its
+    // /etc/hosts.
+    std::string resolv_conf;
+    std::string extra_hosts;
     bool layers_in_memory = false; // the data directory cannot hold upper layers: use a tmpfs
     std::uint64_t disk_bytes = 0;  // --disk: the size of that tmpfs (0: the kernel's default, half of memory)
     // Snapshot layers stacked between the base and the upper layers, top first (snapshot.hpp). Each is a

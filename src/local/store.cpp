@@ -43,6 +43,21 @@ json ranges_json(const std::vector<IdRange>& ranges) {
         out.push_back({r.inside, r.outside, r.count});
     return out;
 }
+json ports_json(const std::vector<PublishedPort>& ports) {
+    json out = json::array();
+    for (const auto& p : ports)
+        out.push_back(
+            {{"host_port", p.host_port}, {"sandbox_port", p.sandbox_port}, {"protocol", p.protocol}});
+    return out;
+}
+std::vector<PublishedPort> ports_from(const json& j) {
+    std::vector<PublishedPort> out;
+    for (const auto& p : j)
+        out.push_back({p.value("host_port", std::uint16_t{0}), p.value("sandbox_port", std::uint16_t{0}),
+                       p.value("protocol", std::string("tcp"))});
+    return out;
+}
+
 std::vector<IdRange> ranges_from(const json& j) {
     std::vector<IdRange> out;
     for (const auto& r : j)
@@ -68,6 +83,8 @@ json config_json(const SandboxConfig& c) {
               {"ephemeral", c.ephemeral},
               {"snapshot", c.snapshot},
               {"layers", c.layers}};
+    j["network"] = to_string(c.network);
+    j["ports"] = ports_json(c.ports);
     if (c.lifetime_ms) j["lifetime_ms"] = *c.lifetime_ms;
     if (c.expires_at) j["expires_at"] = *c.expires_at;
     json limits = json::object();
@@ -108,6 +125,8 @@ SandboxConfig config_from(const json& j) {
     };
     c.limits = Limits{limit("memory"), limit("cpu_millis"), limit("pids"), limit("disk")};
     c.seccomp = j.value("seccomp", std::string("default")) != "unconfined";
+    c.network = network_mode_from(j.value("network", std::string("none"))).value_or(NetworkMode::none);
+    c.ports = ports_from(j.value("ports", json::array()));
     return c;
 }
 
@@ -247,6 +266,13 @@ std::optional<SandboxState> Store::load(std::string_view id) const {
                                      static_cast<CgroupVersion>(j.value("cgroup_version", 0))};
             if (s.runtime->cgroup.empty()) s.runtime->cgroup_version = CgroupVersion::none;
             s.runtime->limit_cgroups = j.value("limit_cgroups", std::vector<std::string>());
+            if (j.contains("network")) {
+                const json& n = j["network"];
+                s.runtime->network = RuntimeState::Network{
+                    process_from(n.value("stack", json::object())), n.value("address", ""),
+                    n.value("prefix_length", 0u), n.value("gateway", ""),
+                    ports_from(n.value("ports", json::array()))};
+            }
         }
         if (auto ex = try_read(exit_file(id))) {
             json j = json::parse(*ex);
@@ -382,6 +408,12 @@ void Store::write_runtime(std::string_view id, const RuntimeState& rt) const {
         j["cgroup_version"] = static_cast<int>(rt.cgroup_version);
     }
     if (!rt.limit_cgroups.empty()) j["limit_cgroups"] = rt.limit_cgroups;
+    if (rt.network)
+        j["network"] = {{"stack", to_json(rt.network->stack)},
+                        {"address", rt.network->address},
+                        {"prefix_length", rt.network->prefix_length},
+                        {"gateway", rt.network->gateway},
+                        {"ports", ports_json(rt.network->ports)}};
     write_file_atomic(runtime_file(id), j.dump(), 0600);
 }
 

@@ -15,6 +15,7 @@
 #include "local/cgroups.hpp"
 #include "local/idmap.hpp"
 #include "local/namespaces.hpp"
+#include "local/network.hpp"
 #include "local/system.hpp"
 
 namespace sbox::local {
@@ -55,6 +56,9 @@ struct SandboxConfig {
     std::vector<std::string> layers; // that snapshot's layers, top first: it and its parents (ids)
     Limits limits;
     bool seccomp = true; // false: --security-opt seccomp=unconfined
+    // --network and --port as requested (a host port of 0: any free one).
+    NetworkMode network = NetworkMode::none;
+    std::vector<PublishedPort> ports;
 };
 
 // Written by the monitor once the sandbox is ready.
@@ -70,6 +74,15 @@ struct RuntimeState {
     CgroupVersion cgroup_version = CgroupVersion::none;
     // Cgroups of v1 controller hierarchies that enforce its limits (make_limit_cgroups).
     std::vector<std::string> limit_cgroups;
+    // --network full: the network stack's process and how the sandbox is connected.
+    struct Network {
+        ProcessId stack;
+        std::string address; // the sandbox's IPv4 address
+        unsigned prefix_length = 0;
+        std::string gateway;              // leads to the host's loopback
+        std::vector<PublishedPort> ports; // with the host ports chosen
+    };
+    std::optional<Network> network;
 };
 
 // Written by the monitor when the supervisor ended unexpectedly.

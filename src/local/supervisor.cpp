@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -119,6 +120,13 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
         check(::setresgid(0, 0, 0), "setresgid(0)");
         check(::setresuid(0, 0, 0), "setresuid(0)");
         if (plan.idmap.setgroups) check(::setgroups(0, nullptr), "setgroups");
+        if (plan.die_with_parent) {
+            // Taking the sandbox's host ids cleared the parent-death signal: set it again, and end now if
+            // the parent died in between (its end of the socket pair is closed then).
+            check(::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)");
+            struct pollfd peer = {sync, 0, 0};
+            if (::poll(&peer, 1, 0) == 1 && (peer.revents & POLLHUP)) ::_exit(1);
+        }
 
         trace("supervisor: credentials set");
         Fd layers = build_rootfs(
@@ -147,6 +155,7 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
     if (!plan.command) ::close(sync);
 
     pid_t command = 0;
+    if (plan.command && plan.network && receive_text(sync) != "network") ::_exit(125); // the starter failed
     if (plan.command) {
         command = ::fork();
         if (command == -1) ::_exit(125);

@@ -12,6 +12,7 @@
 
 #include "local/idmap.hpp"
 #include "local/launch.hpp"
+#include "local/network.hpp"
 #include "local/rootfs.hpp"
 
 namespace sbox::local {
@@ -29,6 +30,9 @@ struct SupervisorPlan {
     bool die_with_parent = false;         // `run` in the foreground: the sandbox dies with the sbox process
     bool owner_must_join = false;         // rootless: stay dumpable so the owner's `exec` may setns
     std::vector<std::string> layer_paths; // host side: the snapshot layers' directories, top first
+    // --network full: the network stack that the starter attaches. With a command, the supervisor starts
+    // it only once the starter says the network is up ("network").
+    std::optional<NetworkPlan> network;
 };
 
 // The conversation between the sbox process that started the sandbox and its supervisor, over a

@@ -165,6 +165,32 @@ SandboxInfo info_of(const local::SandboxState& s) {
                                 ? std::string("signals")
                                 : "freezer-" + std::string(local::to_string(s.runtime->cgroup_version));
     }
+    // --network: how the sandbox is connected, and its published ports (host address -> sandbox port).
+    d["network"] = std::string(local::to_string(s.config.network));
+    if (s.runtime && s.runtime->network) {
+        const auto& n = *s.runtime->network;
+        d["address"] = n.address + "/" + std::to_string(n.prefix_length);
+        d["gateway"] = n.gateway;
+        d["dns"] = local::kDnsForwarder;
+        d["host_alias"] = local::kHostAlias; // names the gateway, which leads to the host's 127.0.0.1
+        d["network_pid"] = n.stack.pid;
+        nlohmann::json ports = nlohmann::json::array();
+        for (const auto& p : n.ports)
+            ports.push_back({{"host", "127.0.0.1:" + std::to_string(p.host_port)},
+                             {"sandbox", p.sandbox_port},
+                             {"protocol", p.protocol}});
+        d["ports"] = std::move(ports);
+    } else if (s.config.network == local::NetworkMode::full) {
+        nlohmann::json ports = nlohmann::json::array(); // as requested: not started (any more)
+        for (const auto& p : s.config.ports)
+            ports.push_back(
+                {{"host", p.host_port ? "127.0.0.1:" + std::to_string(p.host_port) : std::string()},
+                 {"sandbox", p.sandbox_port},
+                 {"protocol", p.protocol}});
+        d["ports"] = std::move(ports);
+    } else {
+        d["ports"] = nlohmann::json::array();
+    }
     if (s.exit) {
         d["exit"] = {{"code", s.exit->code}, {"signal", s.exit->signal}, {"at", s.exit->at}};
     }
@@ -208,6 +234,9 @@ local::CreateRequest create_request(const CreateSpec& spec) {
     r.snapshot = spec.snapshot;
     r.limits = local::Limits{spec.memory, spec.cpu_millis, spec.pids, spec.disk};
     r.seccomp = !spec.seccomp_unconfined;
+    r.network = spec.network == "full" ? local::NetworkMode::full : local::NetworkMode::none;
+    for (const auto& p : spec.ports)
+        r.ports.push_back({p.host, p.sandbox, p.protocol});
     return r;
 }
 
@@ -230,7 +259,7 @@ class LocalProvider final : public Provider {
                 Capability::image_dir,      Capability::copy,       Capability::snapshots,
                 Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,
                 Capability::memory_limit,   Capability::disk_limit, Capability::pids_limit,
-                Capability::seccomp};
+                Capability::seccomp,        Capability::network};
     }
     bool configured(std::string&) const override { return true; }
 

@@ -204,6 +204,45 @@ std::pair<std::string, std::string> parse_label(std::string_view text) {
     return {std::move(kv.key), kv.value.value_or(std::string())};
 }
 
+PublishedPort parse_port(std::string_view text) {
+    auto fail = [&](const std::string& why) {
+        return Error(ErrorKind::invalid, "invalid --port " + in_quotes(text) + ": " + why +
+                                             " (use PORT, HOSTPORT:PORT, optionally with /tcp or /udp; "
+                                             "for example 8080, 9000:80 or 53/udp)");
+    };
+    auto number = [&](std::string_view digits, const char* what) {
+        if (digits.empty() || digits.size() > 5)
+            throw fail(std::string(what) + " must be a number from 1 to 65535");
+        unsigned long value = 0;
+        for (char c : digits) {
+            if (!is_digit(c)) throw fail(std::string(what) + " must be a number from 1 to 65535");
+            value = value * 10 + static_cast<unsigned long>(c - '0');
+        }
+        if (value < 1 || value > 65535) throw fail(std::string(what) + " must be a number from 1 to 65535");
+        return static_cast<std::uint16_t>(value);
+    };
+    PublishedPort port;
+    std::string_view rest = text;
+    if (auto slash = rest.find('/'); slash != std::string_view::npos) {
+        std::string protocol(rest.substr(slash + 1));
+        for (auto& c : protocol)
+            c = lower(c);
+        if (protocol != "tcp" && protocol != "udp") throw fail("the protocol must be tcp or udp");
+        port.protocol = protocol;
+        rest = rest.substr(0, slash);
+    }
+    if (auto colon = rest.find(':'); colon != std::string_view::npos) {
+        // Only the host's loopback is ever bound, so an address is not taken (docker's IP:HOST:PORT).
+        if (rest.find(':', colon + 1) != std::string_view::npos)
+            throw fail("an address cannot be given: ports are published on 127.0.0.1 only");
+        port.host = number(rest.substr(0, colon), "the host port");
+        port.sandbox = number(rest.substr(colon + 1), "the sandbox's port");
+    } else {
+        port.sandbox = number(rest, "the port");
+    }
+    return port;
+}
+
 namespace {
 
 bool valid_utf8(std::string_view s) {

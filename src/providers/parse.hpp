@@ -40,6 +40,9 @@ std::optional<std::pair<std::string, std::string>> parse_env_assignment(std::str
 // -l on create: KEY=VALUE, or a bare KEY with an empty value (like docker).
 std::pair<std::string, std::string> parse_label(std::string_view text);
 
+// --port: "PORT", "HOST:PORT", either with "/tcp" or "/udp" (default tcp); ports 1-65535.
+PublishedPort parse_port(std::string_view text);
+
 // docker's --env-file format: KEY=VALUE lines taken literally (no quotes, no trimming of the value), '#'
 // comment lines and blank lines ignored, leading whitespace of a line ignored, a bare KEY takes the current
 // environment's value (dropped when unset). Errors name the file and the line.

@@ -47,7 +47,7 @@ constexpr Capability all_capabilities[] = {
     Capability::exec_user,      Capability::exec_cwd,   Capability::lifetime,    Capability::labels,
     Capability::names,          Capability::image_dir,  Capability::copy,        Capability::snapshots,
     Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,   Capability::memory_limit,
-    Capability::disk_limit,     Capability::pids_limit, Capability::seccomp,
+    Capability::disk_limit,     Capability::pids_limit, Capability::seccomp,     Capability::network,
 };
 } // namespace
 
@@ -91,6 +91,8 @@ std::string_view to_string(Capability c) {
         return "pids_limit";
     case Capability::seccomp:
         return "seccomp";
+    case Capability::network:
+        return "network";
     }
     return "unknown";
 }

@@ -78,6 +78,7 @@ enum class Capability : std::uint32_t {
     memory_limit = 1u << 17, // --memory
     disk_limit = 1u << 18,   // --disk
     pids_limit = 1u << 19,   // --pids
+    network = 1u << 16,      // create --network full (outbound access) and --port (published ports)
     seccomp = 1u << 20,      // a system call filter, which --security-opt seccomp=unconfined turns off
 };
 
@@ -100,6 +101,13 @@ std::string_view to_string(Capability c);
 using Env = std::vector<std::pair<std::string, std::string>>;
 using Labels = std::map<std::string, std::string>;
 
+// create --port [HOST:]PORT[/tcp|/udp]: the sandbox's PORT, reachable on the host's 127.0.0.1:HOST.
+struct PublishedPort {
+    std::uint16_t host = 0; // 0: any free port, chosen when the sandbox starts
+    std::uint16_t sandbox = 0;
+    std::string protocol = "tcp"; // tcp | udp
+};
+
 struct CreateSpec {
     std::string name;  // empty: none
     std::string image; // empty: the provider's default (local: the host's system)
@@ -114,6 +122,9 @@ struct CreateSpec {
     std::optional<std::uint64_t> pids;       // processes and threads at once
     std::optional<std::uint64_t> disk;       // bytes the sandbox may write
     bool seccomp_unconfined = false;         // --security-opt seccomp=unconfined (debugging only)
+    // --network and --port (Capability::network).
+    std::string network = "none"; // none: loopback only; full: outbound access
+    std::vector<PublishedPort> ports;
 };
 
 struct ExecSpec {

@@ -273,10 +273,13 @@ std::string sbox_bin() {
 }
 
 namespace {
+// Under $SBOX_TEST_TMPDIR when set (the rootless run's own directory, so that its clean-up never touches
+// another run's), else /tmp.
 std::string make_temp_dir() {
-    char tmpl[] = "/tmp/sbox-it-XXXXXX";
-    if (!mkdtemp(tmpl)) fail_errno("mkdtemp");
-    if (chmod(tmpl, 0755) < 0) fail_errno("chmod");
+    const char* base = std::getenv("SBOX_TEST_TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/sbox-it-XXXXXX";
+    if (!mkdtemp(tmpl.data())) fail_errno("mkdtemp");
+    if (chmod(tmpl.c_str(), 0755) < 0) fail_errno("chmod");
     return tmpl;
 }
 } // namespace

@@ -79,14 +79,32 @@ fi
 
 echo "run-unprivileged: running the rootless-capable tests as $user ($(id -u "$user")), sbox in $dir" >&2
 cd "$dir"
+# The tests' own directories go under $dir, so the clean-up below touches this run's only (runs of other
+# worktrees may be going on as the same user).
+mkdir -m 0755 "$dir/tmp"
+chown "$user:$user" "$dir/tmp"
+tests=(setpriv --reuid="$user" --regid="$user" --init-groups --reset-env
+    env HOME="$home" SBOX_BIN="$dir/sbox" SBOX_SYSCALL_PROBE="$dir/sbox-syscall-probe" NO_COLOR=1
+    SBOX_TEST_TMPDIR="$dir/tmp"
+    "$dir/sbox_integration_tests" --test-suite=rootless-capable "$@")
 set +e
-as_user env HOME="$home" SBOX_BIN="$dir/sbox" SBOX_SYSCALL_PROBE="$dir/sbox-syscall-probe" NO_COLOR=1 \
-    "$dir/sbox_integration_tests" --test-suite=rootless-capable "$@"
+if [ -c /dev/net/tun ] && [ "$(stat -c %a /dev/net/tun)" != 666 ]; then
+    # --network full needs /dev/net/tun open to the user, as Debian's udev rules make it (mode 0666). Where it
+    # is not (in a container, say), the tests run in a mount namespace of their own that has such a node, so
+    # that rootless networking is tested as on a stock machine, and the host's node stays as it is.
+    echo "run-unprivileged: /dev/net/tun is mode $(stat -c %a /dev/net/tun); the tests get a private 0666 one" >&2
+    # shellcheck disable=SC2016 # expanded by the inner shell
+    unshare --mount --propagation private sh -c \
+        'mount -t tmpfs -o mode=0755,size=16k sbox-tun /dev/net && mknod -m 0666 /dev/net/tun c 10 200 && exec "$@"' \
+        sh "${tests[@]}"
+else
+    "${tests[@]}"
+fi
 rc=$?
 set -e
 
 # Whatever a failed test could not remove belongs to the test user; report it and take it away.
-for left in /tmp/sbox-it-*; do
+for left in "$dir"/tmp/sbox-it-*; do
     [ -e "$left" ] || continue
     [ "$(stat -c %U "$left")" = "$user" ] || continue
     echo "run-unprivileged: a test left $left behind; removing it" >&2

@@ -174,3 +174,29 @@ TEST_CASE("cpus are thousandths of a CPU") {
     for (const char* bad : {"", "0", "0.0", "abc", "1.5.2", "-1", "1e3", "2 ", "0.0001", "."})
         CHECK_THROWS_AS(parse_cpus(bad), Error);
 }
+
+TEST_CASE("--port values: PORT, HOSTPORT:PORT, /tcp or /udp") {
+    auto p = parse_port("8080");
+    CHECK(p.host == 0);
+    CHECK(p.sandbox == 8080);
+    CHECK(p.protocol == "tcp");
+    p = parse_port("9000:80");
+    CHECK(p.host == 9000);
+    CHECK(p.sandbox == 80);
+    p = parse_port("5353/udp");
+    CHECK(p.sandbox == 5353);
+    CHECK(p.protocol == "udp");
+    p = parse_port("65535:1/TCP");
+    CHECK(p.host == 65535);
+    CHECK(p.sandbox == 1);
+    CHECK(p.protocol == "tcp");
+
+    for (const char* bad : {"", "0", "65536", "99999999", "abc", "80a", "-1", ":80", "80:", "1:2:3",
+                            "80/sctp", "80/", "127.0.0.1:80:80", " 80"}) {
+        INFO("--port " << bad);
+        auto e = error_of([&] { parse_port(bad); });
+        CHECK(e.find("--port") != std::string::npos);
+        CHECK(e.find("PORT") != std::string::npos); // says what to write
+    }
+    CHECK(error_of([] { parse_port("1:2:3"); }).find("127.0.0.1") != std::string::npos);
+}

@@ -41,6 +41,7 @@ TEST_CASE("capability names") {
     CHECK(to_string(Capability::labels) == "labels");
     CHECK(to_string(Capability::names) == "names");
     CHECK(to_string(Capability::image_dir) == "image_dir");
+    CHECK(to_string(Capability::network) == "network");
 
     CHECK(Capabilities{}.names().empty());
     Capabilities some{Capability::names, Capability::exec, Capability::exec_cwd};
