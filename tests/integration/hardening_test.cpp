@@ -265,14 +265,16 @@ TEST_SUITE("rootless-capable") {
         CHECK(w.inspect(ref)["details"]["limits"]["cpus"]["throttled_periods"].get<std::uint64_t>() >= 1);
 
         // The pids cap counts every process of the sandbox; forking stops with EAGAIN.
-        Result forks =
-            w.exec(ref, {"python3", "-c",
-                         "import os, time\nn = 0\n"
-                         "try:\n"
-                         "    while True:\n"
-                         "        if os.fork() == 0:\n            time.sleep(60)\n            os._exit(0)\n"
-                         "        n += 1\n"
-                         "except OSError as e:\n    print(n, e.errno)\n"});
+        Result forks = w.exec(ref, {"python3", "-c",
+                                    "import os, time\nn = 0\n"
+                                    "try:\n"
+                                    "    while True:\n"
+                                    "        if os.fork() == 0:\n"
+                                    "            null = os.open('/dev/null', os.O_WRONLY)\n"
+                                    "            os.dup2(null, 1)\n            os.dup2(null, 2)\n"
+                                    "            time.sleep(60)\n            os._exit(0)\n"
+                                    "        n += 1\n"
+                                    "except OSError as e:\n    print(n, e.errno)\n"});
         auto words = lines(forks.out);
         REQUIRE_MESSAGE(!words.empty(), describe(forks));
         std::istringstream in(words.front());
