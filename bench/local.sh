@@ -1,6 +1,8 @@
 #!/bin/bash
 # Benchmarks the local provider against its anchors, side by side in one hyperfine run each (a program, not a test):
 #   1. `sbox run -- true`  vs  bubblewrap  vs  unshare(1)          (a fresh sandbox for one command)
+#      `sbox run` is hardened as always (seccomp filter, the default cap on processes); the same run also times it
+#      without the filter (what seccomp costs) and with explicit cgroup limits (--memory, --cpus, --pids)
 #   2. `sbox exec REF -- true`  vs  `nsenter --all` into the same sandbox   (a command in a running sandbox)
 #   3. `sbox create`  vs  `sbox create --network full`   (what the network stack adds; target: at most 30 ms)
 # then prints the medians, the ratios against the issue's targets, and an idle sandbox's resident memory.
@@ -55,6 +57,7 @@ source "$(dirname "$0")/common.sh"
 require hyperfine bwrap unshare nsenter awk
 
 tmp=$(mktemp -d /tmp/sbox-bench-XXXXXX)
+limits_note=""
 ref=""
 # shellcheck disable=SC2317 # called through the trap
 cleanup() {
@@ -93,10 +96,18 @@ echo
 
 # ---- 1. a fresh sandbox for one command ------------------------------------------------------------------------
 run_csv=$tmp/run.csv
+limits_cmd="$sbox run --memory 1g --cpus 1 --pids 512 -- true"
+limits_args=(-n "sbox run, cgroup limits" "$limits_cmd")
+if ! limits_err=$($limits_cmd 2>&1); then
+    limits_args=()
+    limits_note="skipped: $limits_err"
+fi
 hyperfine -N --runs "$runs" --warmup "$warmup" --export-csv "$run_csv" \
     -n "sbox run" "$sbox run -- true" \
     -n "bwrap" "bwrap --unshare-all --ro-bind / / --proc /proc --dev /dev true" \
-    -n "unshare" "unshare -Urpfmnui --mount-proc true"
+    -n "unshare" "unshare -Urpfmnui --mount-proc true" \
+    -n "sbox run, seccomp off" "$sbox run --security-opt seccomp=unconfined -- true" \
+    "${limits_args[@]}"
 
 # ---- 2. a command in a running sandbox -------------------------------------------------------------------------
 ref=$("$sbox" create --name "bench-$$")
@@ -156,6 +167,9 @@ fi
 sbox_run=$(median_of "$run_csv" 1 1000)
 bwrap=$(median_of "$run_csv" 2 1000)
 unshare=$(median_of "$run_csv" 3 1000)
+run_no_seccomp=$(median_of "$run_csv" 4 1000)
+run_limits=""
+if [ ${#limits_args[@]} -gt 0 ]; then run_limits=$(median_of "$run_csv" 5 1000); fi
 sbox_exec=$(median_of "$exec_csv" 1 1000)
 nsenter=$(median_of "$exec_csv" 2 1000)
 
@@ -164,11 +178,20 @@ echo "== medians (ms)"
 printf '  %-40s %8s\n' "sbox run -- true" "$sbox_run"
 printf '  %-40s %8s\n' "bwrap --unshare-all ... true" "$bwrap"
 printf '  %-40s %8s\n' "unshare -Urpfmnui --mount-proc true" "$unshare"
+printf '  %-40s %8s\n' "sbox run, seccomp=unconfined" "$run_no_seccomp"
+printf '  %-40s %8s\n' "sbox run --memory --cpus --pids" "${run_limits:-n/a}"
 printf '  %-40s %8s\n' "sbox exec REF -- true" "$sbox_exec"
 printf '  %-40s %8s\n' "nsenter --target SUPERVISOR --all true" "${nsenter:-n/a}"
 echo "== ratios"
 printf '  %-40s %8s   (target <= 1.0)\n' "sbox run / bwrap" "$(ratio "$sbox_run" "$bwrap")"
 printf '  %-40s %8s\n' "sbox run / unshare" "$(ratio "$sbox_run" "$unshare")"
+printf '  %-40s %8s\n' "sbox run / the same without seccomp" "$(ratio "$sbox_run" "$run_no_seccomp")"
+if [ -n "$run_limits" ]; then
+    printf '  %-40s %8s   (with cgroup v1, each join waits for an RCU grace period)\n' \
+        "sbox run with cgroup limits / bwrap" "$(ratio "$run_limits" "$bwrap")"
+else
+    echo "  sbox run with cgroup limits: $limits_note"
+fi
 printf '  %-40s %8s   (target <= 1.5)\n' "sbox exec / nsenter" "$(if [ -n "$nsenter" ]; then ratio "$sbox_exec" "$nsenter"; else echo n/a; fi)"
 echo "== what --network full adds to create (target <= 30 ms)"
 if [ -z "$network_note" ]; then
