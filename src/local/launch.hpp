@@ -5,6 +5,8 @@
 // `error_fd` (close-on-exec, so a successful exec closes it with nothing written).
 #pragma once
 
+#include <sys/ioctl.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +24,14 @@ struct LaunchSpec {
     bool detached = false;        // stdin, stdout and stderr are /dev/null
     bool setgroups = true;        // false where the user namespace denies setgroups(2)
     int error_fd = -1;
+    // -t: stdin, stdout and stderr are a new pty of the sandbox's devpts (the controlling terminal), of
+    // `tty_size` when known; its master is sent over `tty_socket` to the sbox process that relays it
+    // (pty.hpp).
+    bool tty = false;
+    int tty_socket = -1;
+    std::optional<struct winsize> tty_size;
+    // argv is ignored: the user's login shell runs, as a login shell (argv[0] "-bash").
+    bool login_shell = false;
 };
 
 [[noreturn]] void launch(const LaunchSpec& spec);
