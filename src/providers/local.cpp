@@ -116,6 +116,8 @@ local::ExecRequest exec_request(const ExecSpec& spec) {
     r.stdin_open = spec.stdin_open;
     r.detach = spec.detach;
     r.timeout = spec.timeout;
+    r.tty = spec.tty;
+    r.login_shell = spec.login_shell;
     return r;
 }
 
@@ -147,7 +149,7 @@ class LocalProvider final : public Provider {
                 Capability::exec_timeout,   Capability::exec_user,  Capability::exec_cwd,
                 Capability::lifetime,       Capability::labels,     Capability::names,
                 Capability::image_dir,      Capability::copy,       Capability::snapshots,
-                Capability::snapshot_files, Capability::pause};
+                Capability::snapshot_files, Capability::pause,      Capability::exec_tty};
     }
     bool configured(std::string&) const override { return true; }
 

@@ -46,7 +46,7 @@ constexpr Capability all_capabilities[] = {
     Capability::exec,           Capability::exec_stdin, Capability::exec_detach, Capability::exec_timeout,
     Capability::exec_user,      Capability::exec_cwd,   Capability::lifetime,    Capability::labels,
     Capability::names,          Capability::image_dir,  Capability::copy,        Capability::snapshots,
-    Capability::snapshot_files, Capability::pause,
+    Capability::snapshot_files, Capability::pause,      Capability::exec_tty,
 };
 } // namespace
 
@@ -80,6 +80,8 @@ std::string_view to_string(Capability c) {
         return "snapshot_files";
     case Capability::pause:
         return "pause";
+    case Capability::exec_tty:
+        return "exec_tty";
     }
     return "unknown";
 }
