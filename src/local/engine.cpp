@@ -757,9 +757,19 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
         }
         if (r.signal) {
             // -t, and sbox was told to end: the terminal hangs up under the command (SIGHUP to its session),
-            // as when a terminal window closes, and sbox returns without waiting for a command that ignores
-            // it.
+            // as when a terminal window closes. The command is still reaped here: left to a host process, its
+            // zombie would hold up the sandbox's end. One that ignores the hangup is killed after 5 s.
             relay.reset();
+            struct pollfd p = {child_fd.get(), POLLIN, 0};
+            int n;
+            while ((n = ::poll(&p, 1, 5000)) == -1 && errno == EINTR) {
+            }
+            if (n != 1) {
+                ::kill(-child, SIGKILL);
+                ::kill(child, SIGKILL);
+            }
+            while (::waitpid(child, nullptr, 0) == -1 && errno == EINTR) {
+            }
             return 128 + r.signal;
         }
     }

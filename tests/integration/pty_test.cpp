@@ -130,8 +130,11 @@ TEST_SUITE("rootless-capable") {
         CHECK(s.expect("Stopped"));
         CHECK(
             w.check_output(ref, {"sh", "-c", "ps -e -o stat=,args= | grep '[s]leep 1002'"}).starts_with("T"));
-        s.type("kill -9 %1; echo killed-$((2+2))\r");
+        // A prompt of our own, shown once readline is reading the next line (its terminal mode set): a Ctrl-D
+        // typed earlier would meet the terminal in the mode the shell gives commands, as a plain byte.
+        s.type("PS1='prompt-$((6*7))> '; kill -9 %1; echo killed-$((2+2))\r");
         CHECK(s.expect("killed-4"));
+        CHECK(s.expect("prompt-42> "));
 
         s.type("\x04"); // end of input at an empty prompt: the shell exits
         Result r = s.finish();
