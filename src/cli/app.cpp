@@ -43,6 +43,7 @@ int run(std::vector<std::string> args, Registry& registry) {
     setup_create(app, ctx);
     CLI::App* run_cmd = setup_run(app, ctx);
     CLI::App* exec_cmd = setup_exec(app, ctx);
+    CLI::App* shell_cmd = setup_shell(app, ctx);
     setup_ls(app, ctx);
     setup_inspect(app, ctx);
     setup_kill(app, ctx);
@@ -54,7 +55,8 @@ int run(std::vector<std::string> args, Registry& registry) {
 
     const std::vector<std::string> original = args;
     auto kind = [&] {
-        return (run_cmd->parsed() || exec_cmd->parsed()) ? CommandKind::command : CommandKind::management;
+        return (run_cmd->parsed() || exec_cmd->parsed() || shell_cmd->parsed()) ? CommandKind::command
+                                                                                : CommandKind::management;
     };
 
     int code = exit_success;

@@ -14,6 +14,7 @@ namespace sbox::cli {
 CLI::App* setup_create(CLI::App& app, Context& ctx);
 CLI::App* setup_run(CLI::App& app, Context& ctx);
 CLI::App* setup_exec(CLI::App& app, Context& ctx);
+CLI::App* setup_shell(CLI::App& app, Context& ctx);
 CLI::App* setup_ls(CLI::App& app, Context& ctx);
 CLI::App* setup_inspect(CLI::App& app, Context& ctx);
 CLI::App* setup_kill(CLI::App& app, Context& ctx);

@@ -1,5 +1,6 @@
-// sbox exec [-i] [-d] [-e K=V]... [--env-file F] [-w DIR] [-u USER] [--timeout DUR] REF [--] CMD [ARG...]
-// Options come first, like docker: the first positional is REF and everything after it is the command
+// sbox exec [-i] [-t] [-d] [-e K=V]... [--env-file F] [-w DIR] [-u USER] [--timeout DUR] REF [--] CMD
+// [ARG...] Options come first, like docker: the first positional is REF and everything after it is the
+// command
 // (`sbox exec REF ls -la` and `sbox exec REF -- ls -la` are the same). The exit status is the command's.
 #include <memory>
 
@@ -44,7 +45,10 @@ CLI::App* setup_exec(CLI::App& app, Context& ctx) {
     add_global_options(*sub, ctx.global);
     add_env_flags(*sub, opt->env);
     add_exec_flags(*sub, opt->exec);
-    sub->footer("The sandbox and the command follow the options: sbox exec [OPTIONS] REF [--] CMD [ARG...]");
+    sub->footer("The sandbox and the command follow the options: sbox exec [OPTIONS] REF [--] CMD [ARG...]\n"
+                "-it: an interactive session on a pseudo-terminal of the sandbox (the terminal in raw mode, "
+                "its size followed, restored on exit; stdin must be a terminal). -t alone: the command's "
+                "output through a pseudo-terminal, no input.");
     sub->callback([opt, &ctx, sub] { ctx.exit_code = run_exec(*opt, ctx, *sub); });
     return sub;
 }

@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <iostream>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 
@@ -147,6 +148,9 @@ void add_exec_flags(CLI::App& app, ExecFlags& flags) {
     app.add_option("-w,--workdir", flags.workdir, "The command's working directory");
     app.add_option("-u,--user", flags.user, "Run as this user (NAME, UID or UID:GID)");
     app.add_option("--timeout", flags.timeout, "End the command after this long (exit status 124)");
+    app.add_flag("-t,--tty", flags.tty,
+                 "Run the command on a pseudo-terminal (with -i: an interactive session; stdout "
+                 "and stderr both come through it)");
 }
 
 ExecSpec build_exec_spec(const ExecFlags& flags, Env env, std::vector<std::string> argv, Provider& provider) {
@@ -176,6 +180,17 @@ ExecSpec build_exec_spec(const ExecFlags& flags, Env env, std::vector<std::strin
         auto timeout = parse_timeout_flag(flags.timeout, "--timeout");
         require(provider, Capability::exec_timeout, "--timeout");
         spec.timeout = timeout;
+    }
+    if (flags.tty) {
+        if (flags.detach)
+            throw Error(ErrorKind::usage,
+                        "-t and -d cannot be used together (a detached command has no terminal to show)");
+        // docker's answer to `echo x | docker run -it`: raw mode and keystrokes need a terminal.
+        if (flags.interactive && ::isatty(0) != 1)
+            throw Error(ErrorKind::usage, "the input device is not a TTY: -it needs a terminal on stdin "
+                                          "(drop -t to pipe input into the command)");
+        require(provider, Capability::exec_tty, "-t/--tty");
+        spec.tty = true;
     }
     return spec;
 }

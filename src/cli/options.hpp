@@ -48,6 +48,8 @@ struct ExecFlags {
     std::string workdir;
     std::string user;
     std::string timeout;
+    // -t: a pseudo-terminal (raw mode, window size and resize, the terminal restored on every way out).
+    bool tty = false;
 };
 void add_exec_flags(CLI::App& app, ExecFlags& flags);
 // Checks the provider's capabilities (exec itself and each flag given).

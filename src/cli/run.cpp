@@ -1,5 +1,5 @@
-// sbox run [create options] [-i] [-d] [-e K=V]... [--env-file F] [-w DIR] [-u USER] [--timeout DUR] -- CMD
-// [ARG...] Create, exec, remove. The exit status is the command's; --timeout is the command's (exit 124).
+// sbox run [create options] [-i] [-t] [-d] [-e K=V]... [--env-file F] [-w DIR] [-u USER] [--timeout DUR] --
+// CMD [ARG...] Create, exec, remove. The exit status is the command's; --timeout is the command's (exit 124).
 // With -d it works like `docker run -d --rm`: prints the reference and returns while the command runs; the
 // sandbox is removed when it ends.
 #include <iostream>
@@ -68,7 +68,9 @@ CLI::App* setup_run(CLI::App& app, Context& ctx) {
     add_create_flags(*sub, opt->create, /*with_lifetime=*/false);
     add_env_flags(*sub, opt->env);
     add_exec_flags(*sub, opt->exec);
-    sub->footer("The command follows the options: sbox run [OPTIONS] [--] CMD [ARG...]");
+    sub->footer("The command follows the options: sbox run [OPTIONS] [--] CMD [ARG...]\n"
+                "-it: an interactive session on a pseudo-terminal of the sandbox (the terminal in raw mode, "
+                "its size followed, restored on exit; stdin must be a terminal), as sbox shell does.");
     sub->callback([opt, &ctx, sub] { ctx.exit_code = run_run(*opt, ctx, *sub); });
     return sub;
 }

@@ -16,6 +16,7 @@
 #include <ctime>
 
 #include "local/namespaces.hpp"
+#include "local/pty.hpp"
 #include "local/supervisor.hpp"
 #include "local/trace.hpp"
 
@@ -49,6 +50,11 @@ LaunchSpec launch_spec(const SandboxConfig& config, const ExecRequest& request, 
     LaunchSpec spec;
     spec.argv = request.argv;
     spec.env = {kDefaultPath, "HOSTNAME=" + config.hostname};
+    if (request.tty) {
+        // As docker: the terminal's type comes along (the sandbox's defaults and -e override it).
+        const char* term = ::getenv("TERM");
+        spec.env.push_back(std::string("TERM=") + (term && *term ? term : "xterm"));
+    }
     merge_env(spec.env, config.env);
     merge_env(spec.env, request.env);
     spec.cwd = request.cwd;
@@ -59,6 +65,12 @@ LaunchSpec launch_spec(const SandboxConfig& config, const ExecRequest& request, 
     spec.seccomp = config.seccomp;
     spec.max_processes = config.limits.pids.value_or(kDefaultPids);
     spec.error_fd = error_fd;
+    if (request.tty) {
+        // The pty starts with the user's terminal's size.
+        spec.tty = true;
+        spec.tty_size = user_terminal_size();
+    }
+    spec.login_shell = request.login_shell;
     return spec;
 }
 
@@ -84,6 +96,11 @@ std::optional<CgroupPlan> cgroup_plan(const Store& store, const SandboxConfig& c
     return plan;
 }
 
+void check_tty_request(const ExecRequest& request) {
+    if (request.tty && request.detach)
+        throw Error(Error::Kind::invalid, "a detached command cannot have a terminal (-t with -d)");
+}
+
 // Signals that end `run` (removing the sandbox) and that `exec` forwards to its command.
 sigset_t terminating_signals() {
     sigset_t set;
@@ -100,9 +117,14 @@ struct WaitResult {
 };
 
 // Waits for child `pid` (pidfd `pidfd`), for `timeout`, and for the terminating signals, which are read
-// from `sigfd` and either forwarded to the child's process group or returned.
+// from `sigfd` and either forwarded to the child's process group or returned. With a `relay` (-t), relays the
+// terminal meanwhile and passes SIGWINCH on as a resize; and it returns SIGTERM and SIGHUP even when
+// forwarding (every terminating signal when the user's terminal is raw, where Ctrl-C is a byte for the pty,
+// not a SIGINT for sbox): the caller hangs the terminal up, as ssh does, since an interactive shell ignores
+// SIGTERM.
 WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono::milliseconds> timeout,
-                      bool forward_signals, int notify_fd = -1, const std::function<void()>& on_notify = {}) {
+                      bool forward_signals, int notify_fd = -1, const std::function<void()>& on_notify = {},
+                      PtyRelay* relay = nullptr) {
     struct timespec start;
     ::clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {
@@ -116,8 +138,14 @@ WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono
             if (left <= 0) return WaitResult{0, 0, true};
             wait_ms = static_cast<int>(std::min<std::int64_t>(left, 1 << 30));
         }
-        struct pollfd fds[3] = {{pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}, {notify_fd, POLLIN, 0}};
-        int n = ::poll(fds, notify_fd >= 0 ? 3 : 2, wait_ms);
+        struct pollfd fds[3 + PtyRelay::kPollFds] = {
+            {pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}, {notify_fd, POLLIN, 0}};
+        int count = notify_fd >= 0 ? 3 : 2;
+        if (relay) {
+            relay->poll_fds(fds + 3);
+            count = 3 + PtyRelay::kPollFds; // an unused notify entry has fd -1, which poll skips
+        }
+        int n = ::poll(fds, count, wait_ms);
         if (n == -1) {
             if (errno == EINTR) continue;
             throw_errno("poll");
@@ -126,17 +154,25 @@ WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono
             struct signalfd_siginfo info;
             if (::read(sigfd, &info, sizeof info) == sizeof info) {
                 int sig = static_cast<int>(info.ssi_signo);
-                if (!forward_signals) return WaitResult{0, sig, false};
-                ::kill(-pid, sig);
-                ::kill(pid, sig);
+                if (sig == SIGWINCH) {
+                    // Before the input that came with it: keys typed after a resize meet the new size.
+                    if (relay) relay->resize();
+                } else if (!forward_signals || (relay && (sig == SIGTERM || sig == SIGHUP || relay->raw()))) {
+                    return WaitResult{0, sig, false};
+                } else {
+                    ::kill(-pid, sig);
+                    ::kill(pid, sig);
+                }
             }
         }
+        if (relay) relay->handle(fds + 3);
         if (notify_fd >= 0 && fds[2].revents) {
             notify_fd = -1; // once
             if (on_notify) on_notify();
             continue;
         }
         if (fds[0].revents & POLLIN) {
+            if (relay) relay->drain();
             WaitResult r;
             while (::waitpid(pid, &r.status, 0) == -1) {
                 if (errno != EINTR) throw_errno("waitpid");
@@ -150,8 +186,10 @@ WaitResult wait_child(pid_t pid, int pidfd, int sigfd, std::optional<std::chrono
 // at any moment is handled rather than killing sbox halfway.
 class SignalCatcher {
   public:
-    SignalCatcher() {
+    // `window_changes`: SIGWINCH too, for a terminal relay (-t).
+    explicit SignalCatcher(bool window_changes = false) {
         sigset_t set = terminating_signals();
+        if (window_changes) sigaddset(&set, SIGWINCH);
         check(::sigprocmask(SIG_BLOCK, &set, &old_), "sigprocmask");
         fd_.reset(::signalfd(-1, &set, SFD_CLOEXEC));
         if (!fd_) throw_errno("signalfd");
@@ -202,6 +240,22 @@ void end_supervisor(int pidfd, const Cgroup& cgroup) {
         if (n == 1) return;
         if (n == -1 && errno != EINTR) throw_errno("poll(pidfd)");
     }
+}
+
+// Ends a sandbox's monitor and waits for it. A foreground `sbox run` (or `sbox shell`) is its own sandbox's
+// monitor: SIGTERM first lets it remove its sandbox and put its user's terminal back as it was, which SIGKILL
+// would not. A daemon monitor dies of SIGTERM at once. Whatever still runs after 10 s is killed.
+void end_monitor(int pidfd) {
+    if (::syscall(SYS_pidfd_send_signal, pidfd, SIGTERM, nullptr, 0) == 0) {
+        struct pollfd p = {pidfd, POLLIN, 0};
+        int n;
+        while ((n = ::poll(&p, 1, 10000)) == -1 && errno == EINTR) {
+        }
+        if (n == 1) return;
+    } else if (errno == ESRCH) {
+        return;
+    }
+    kill_and_wait(pidfd);
 }
 
 // Removes a sandbox's cgroup once its supervisor has ended, quietly: what stays is swept by a later kill.
@@ -423,6 +477,11 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
     if (monitor == 0) {
         caller_end.reset();
         ::prctl(PR_SET_NAME, "sbox-monitor", 0, 0, 0);
+        // Not the signal mask of a `run -d` that forked it: kill's SIGTERM ends a monitor at once
+        // (end_monitor).
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
         ::setsid();
         ::signal(SIGPIPE, SIG_IGN);
         ::signal(SIGHUP, SIG_IGN);
@@ -603,13 +662,16 @@ SandboxState Engine::create(const CreateRequest& request) {
 
 int Engine::run(const CreateRequest& create, const ExecRequest& exec,
                 const std::function<void(const SandboxState&)>& created) {
-    if (exec.argv.empty()) throw Error(Error::Kind::invalid, "no command given");
-    SignalCatcher signals;
+    if (exec.argv.empty() && !exec.login_shell) throw Error(Error::Kind::invalid, "no command given");
+    check_tty_request(exec);
+    SignalCatcher signals(exec.tty);
     trace("run: start");
     SandboxConfig config = register_sandbox(create, true);
     trace("run: registered");
     Pipe errors;
     std::optional<Started> started;
+    std::optional<PtyRelay> relay; // -t
+    bool removed = false;
     auto remove = [&] {
         if (started) {
             started->network.stop();
@@ -641,23 +703,43 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
         store_.write_runtime(config.id, runtime_state(*started, plan));
         if (created)
             if (auto state = store_.load(config.id)) created(*state);
+        if (exec.tty) {
+            // The command's first word on the supervisor's socket is its pty; one that failed before making
+            // it says nothing, and the supervisor then reports it "ended".
+            Message m = receive_message(started->sync.get());
+            if (m.fd) {
+                relay.emplace(std::move(m.fd), exec.stdin_open);
+                if (exec.stdin_open) relay->take_terminal();
+            } else if (m.text == "ended") {
+                store_.remove(config);
+                removed = true;
+            }
+        }
     } catch (...) {
+        relay.reset(); // the user's terminal first
         remove();
         throw;
     }
     WaitResult r;
-    bool removed = false;
-    if (int sig = signals.pending())
+    int sig = signals.pending();
+    if (sig == SIGWINCH) {
+        if (relay) relay->resize();
+        sig = 0;
+    }
+    if (sig)
         r.signal = sig;
     else
-        r = wait_child(started->pid, started->pidfd.get(), signals.fd(), exec.timeout, false,
-                       started->sync.get(), [&] {
-                           // The command is over: its sandbox's records go while the kernel ends the rest.
-                           if (receive_text(started->sync.get()) == "ended") {
-                               store_.remove(config);
-                               removed = true;
-                           }
-                       });
+        r = wait_child(
+            started->pid, started->pidfd.get(), signals.fd(), exec.timeout, false,
+            removed ? -1 : started->sync.get(),
+            [&] {
+                // The command is over: its sandbox's records go while the kernel ends the rest.
+                if (receive_text(started->sync.get()) == "ended") {
+                    store_.remove(config);
+                    removed = true;
+                }
+            },
+            relay ? &*relay : nullptr);
     int status;
     if (r.signal || r.timed_out) {
         status = r.timed_out ? 124 : 128 + r.signal;
@@ -679,7 +761,8 @@ int Engine::run(const CreateRequest& create, const ExecRequest& exec,
 }
 
 int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
-    if (request.argv.empty()) throw Error(Error::Kind::invalid, "no command given");
+    if (request.argv.empty() && !request.login_shell) throw Error(Error::Kind::invalid, "no command given");
+    check_tty_request(request);
     auto state = store_.find(id_or_name);
     if (!state) throw Error(Error::Kind::not_found, "no sandbox '" + std::string(id_or_name) + "'");
     auto not_running = [&] {
@@ -694,9 +777,17 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
     Fd supervisor = open_pidfd(state->runtime->supervisor);
     if (!supervisor) throw not_running();
 
-    SignalCatcher signals;
+    SignalCatcher signals(request.tty);
     Pipe errors;
     LaunchSpec spec = launch_spec(state->config, request, errors.write.get());
+    Fd tty_socket, tty_socket_child; // -t: the command sends its pty's master over it
+    if (request.tty) {
+        int pair[2];
+        check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), "socketpair");
+        tty_socket.reset(pair[0]);
+        tty_socket_child.reset(pair[1]);
+        spec.tty_socket = tty_socket_child.get();
+    }
     // The command joins the sandbox's cgroup, opened while the host's /sys is in sight. v2: it is born there,
     // and joins the sandbox's cgroup namespace afterwards (a clone into a cgroup is checked against the
     // cloning process's cgroup namespace); v1: it moves itself there.
@@ -737,22 +828,58 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
         launch(spec);
     }
     errors.write.reset();
+    tty_socket_child.reset();
     Fd child_fd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
     if (!child_fd) throw_errno("pidfd_open");
+    std::optional<PtyRelay> relay;
+    if (request.tty) {
+        try {
+            // Nothing comes when the command failed before making its pty: its error follows below.
+            Message m = receive_message(tty_socket.get());
+            tty_socket.reset();
+            if (m.fd) {
+                relay.emplace(std::move(m.fd), request.stdin_open);
+                if (request.stdin_open) relay->take_terminal();
+            }
+        } catch (...) {
+            relay.reset();
+            ::kill(child, SIGKILL);
+            ::waitpid(child, nullptr, 0);
+            throw;
+        }
+    }
     WaitResult r;
     if (request.detach) {
         while (::waitpid(child, &r.status, 0) == -1 && errno == EINTR) {
         }
     } else {
-        if (int sig = signals.pending()) {
-            ::kill(child, sig);
-        }
-        r = wait_child(child, child_fd.get(), signals.fd(), request.timeout, true);
+        // (With a terminal, a signal that came meanwhile is read by wait_child: it may be a SIGWINCH.)
+        if (!request.tty)
+            if (int sig = signals.pending()) ::kill(child, sig);
+        r = wait_child(child, child_fd.get(), signals.fd(), request.timeout, true, -1, {},
+                       relay ? &*relay : nullptr);
         if (r.timed_out) {
             ::kill(-child, SIGKILL);
             ::kill(child, SIGKILL);
             ::waitpid(child, nullptr, 0);
             return 124;
+        }
+        if (r.signal) {
+            // -t, and sbox was told to end: the terminal hangs up under the command (SIGHUP to its session),
+            // as when a terminal window closes. The command is still reaped here: left to a host process, its
+            // zombie would hold up the sandbox's end. One that ignores the hangup is killed after 5 s.
+            relay.reset();
+            struct pollfd p = {child_fd.get(), POLLIN, 0};
+            int n;
+            while ((n = ::poll(&p, 1, 5000)) == -1 && errno == EINTR) {
+            }
+            if (n != 1) {
+                ::kill(-child, SIGKILL);
+                ::kill(child, SIGKILL);
+            }
+            while (::waitpid(child, nullptr, 0) == -1 && errno == EINTR) {
+            }
+            return 128 + r.signal;
         }
     }
     auto failure = read_launch_failure(errors.read.get());
@@ -794,7 +921,7 @@ void Engine::kill(std::string_view id_or_name) {
         // A paused sandbox is thawed first (end_supervisor).
         Cgroup cgroup = cgroup_of(*state);
         if (state->runtime) {
-            if (Fd m = open_pidfd(state->runtime->monitor)) kill_and_wait(m.get());
+            if (Fd m = open_pidfd(state->runtime->monitor)) end_monitor(m.get());
             if (Fd s = open_pidfd(state->runtime->supervisor)) end_supervisor(s.get(), cgroup);
             // The network stack dies with the monitor (its parent); this waits until it has.
             if (state->runtime->network)

@@ -38,6 +38,11 @@ struct ExecRequest {
     bool stdin_open = false;
     bool detach = false;
     std::optional<std::chrono::milliseconds> timeout;
+    // -t: the command runs on a pty of the sandbox's own devpts, relayed to this process's stdin/stdout
+    // (stdin only with stdin_open; the terminal on stdin goes to raw mode meanwhile). See pty.hpp.
+    bool tty = false;
+    // `sbox shell`: argv is empty and the user's login shell runs (passwd's, else /bin/bash, else /bin/sh).
+    bool login_shell = false;
 };
 
 // A path as the sandbox sees it (cp's decisions).

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "local/pty.hpp"
 #include "local/seccomp.hpp"
 #include "local/security.hpp"
 #include "local/system.hpp"
@@ -53,6 +54,15 @@ void redirect(int target, const char* path, int flags) {
     if (fd == -1) throw_errno(std::string("open ") + path);
     if (::dup2(fd, target) == -1) throw_errno("dup2");
     ::close(fd);
+}
+
+// The user's login shell in the sandbox: passwd's, else /bin/bash, else /bin/sh (as `docker exec` users reach
+// for).
+std::string login_shell(uid_t uid) {
+    std::string own = passwd_shell(read_or_empty("/etc/passwd"), uid);
+    for (const std::string& shell : {own, std::string("/bin/bash"), std::string("/bin/sh")})
+        if (!shell.empty() && ::access(shell.c_str(), X_OK) == 0) return shell;
+    return "/bin/sh"; // its exec fails and says so
 }
 
 bool has_key(const std::vector<std::string>& env, std::string_view key) {
@@ -117,6 +127,11 @@ void launch(const LaunchSpec& spec) {
         } catch (const std::invalid_argument& e) {
             fail(efd, 126, e.what());
         }
+        if (spec.tty) {
+            // Made with the user's credentials, so the terminal is the user's (and devpts's tty group's).
+            Fd master = open_sandbox_pty(spec.tty_size);
+            send_pty_master(spec.tty_socket, master.get());
+        }
         std::string cwd = spec.cwd.empty() ? user.home : spec.cwd;
         if (::chdir(cwd.c_str()) == -1) {
             if (!spec.cwd.empty())
@@ -135,10 +150,18 @@ void launch(const LaunchSpec& spec) {
     for (auto& kv : env)
         envp.push_back(kv.data());
     envp.push_back(nullptr);
-    for (const auto& a : spec.argv)
-        argv.push_back(const_cast<char*>(a.c_str()));
+    std::string shell, shell_arg0;
+    if (spec.login_shell) {
+        // A login shell, as login(1) starts it: argv[0] is its name with a leading '-'.
+        shell = login_shell(user.uid);
+        shell_arg0 = "-" + shell.substr(shell.rfind('/') + 1);
+        argv.push_back(shell_arg0.data());
+    } else {
+        for (const auto& a : spec.argv)
+            argv.push_back(const_cast<char*>(a.c_str()));
+    }
     argv.push_back(nullptr);
-    if (argv.empty() || argv[0] == nullptr || spec.argv[0].empty()) fail(efd, 127, "no command given");
+    if (argv.empty() || argv[0] == nullptr || argv[0][0] == '\0') fail(efd, 127, "no command given");
     // execvp searches the PATH of the current environment: make it the command's.
     environ = envp.data();
     // Last: from here on the command's own restrictions apply, and nothing of sbox's set-up needs a call the
@@ -150,9 +173,12 @@ void launch(const LaunchSpec& spec) {
             fail(efd, 125, std::string("cannot start the command: ") + e.what());
         }
     }
-    ::execvp(argv[0], argv.data());
+    if (spec.login_shell)
+        ::execve(shell.c_str(), argv.data(), envp.data());
+    else
+        ::execvp(argv[0], argv.data());
     int err = errno;
-    const std::string& cmd = spec.argv[0];
+    const std::string& cmd = spec.login_shell ? shell : spec.argv[0];
     if (err == ENOENT)
         fail(efd, 127,
              cmd.find('/') == std::string::npos ? cmd + ": command not found"

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <sys/ioctl.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,6 +27,14 @@ struct LaunchSpec {
     bool seccomp = true;             // install the system call filter (seccomp.hpp) last before exec
     std::uint64_t max_processes = 0; // RLIMIT_NPROC for every user of the sandbox (0: unchanged)
     int error_fd = -1;
+    // -t: stdin, stdout and stderr are a new pty of the sandbox's devpts (the controlling terminal), of
+    // `tty_size` when known; its master is sent over `tty_socket` to the sbox process that relays it
+    // (pty.hpp).
+    bool tty = false;
+    int tty_socket = -1;
+    std::optional<struct winsize> tty_size;
+    // argv is ignored: the user's login shell runs, as a login shell (argv[0] "-bash").
+    bool login_shell = false;
 };
 
 [[noreturn]] void launch(const LaunchSpec& spec);

@@ -159,7 +159,15 @@ void supervisor_main(const SupervisorPlan& plan, int sync, int keep) {
     if (plan.command) {
         command = ::fork();
         if (command == -1) ::_exit(125);
-        if (command == 0) launch(*plan.command);
+        if (command == 0) {
+            if (plan.command->tty) {
+                // The command's pty goes to the sbox process over this conversation, before "ended".
+                LaunchSpec spec = *plan.command;
+                spec.tty_socket = sync;
+                launch(spec);
+            }
+            launch(*plan.command);
+        }
         trace("supervisor: command started");
         ::close(keep);
     }

@@ -101,4 +101,14 @@ User resolve_user(std::string_view spec, const std::string& passwd, const std::s
     return user;
 }
 
+std::string passwd_shell(const std::string& passwd, uid_t uid) {
+    std::string shell;
+    for_each_entry(passwd, 7, [&](const std::vector<std::string>& f) {
+        if (number(f[2]) != uid) return false;
+        shell = f[6];
+        return true;
+    });
+    return shell;
+}
+
 } // namespace sbox::local

@@ -23,4 +23,7 @@ struct User {
 // files' contents. Throws std::invalid_argument with a message naming what was not found.
 User resolve_user(std::string_view spec, const std::string& passwd, const std::string& group);
 
+// The login shell `passwd` gives `uid` (its seventh field), or "" when it has none.
+std::string passwd_shell(const std::string& passwd, uid_t uid);
+
 } // namespace sbox::local

@@ -221,6 +221,8 @@ local::ExecRequest exec_request(const ExecSpec& spec) {
     r.stdin_open = spec.stdin_open;
     r.detach = spec.detach;
     r.timeout = spec.timeout;
+    r.tty = spec.tty;
+    r.login_shell = spec.login_shell;
     return r;
 }
 
@@ -259,7 +261,7 @@ class LocalProvider final : public Provider {
                 Capability::image_dir,      Capability::copy,       Capability::snapshots,
                 Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,
                 Capability::memory_limit,   Capability::disk_limit, Capability::pids_limit,
-                Capability::seccomp,        Capability::network};
+                Capability::seccomp,        Capability::network,    Capability::exec_tty};
     }
     bool configured(std::string&) const override { return true; }
 

@@ -48,6 +48,7 @@ constexpr Capability all_capabilities[] = {
     Capability::names,          Capability::image_dir,  Capability::copy,        Capability::snapshots,
     Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,   Capability::memory_limit,
     Capability::disk_limit,     Capability::pids_limit, Capability::seccomp,     Capability::network,
+    Capability::exec_tty,
 };
 } // namespace
 
@@ -93,6 +94,8 @@ std::string_view to_string(Capability c) {
         return "seccomp";
     case Capability::network:
         return "network";
+    case Capability::exec_tty:
+        return "exec_tty";
     }
     return "unknown";
 }

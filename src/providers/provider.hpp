@@ -80,6 +80,7 @@ enum class Capability : std::uint32_t {
     pids_limit = 1u << 19,   // --pids
     network = 1u << 16,      // create --network full (outbound access) and --port (published ports)
     seccomp = 1u << 20,      // a system call filter, which --security-opt seccomp=unconfined turns off
+    exec_tty = 1u << 14,     // exec -t and `sbox shell`: the command on a pseudo-terminal, relayed
 };
 
 class Capabilities {
@@ -135,6 +136,12 @@ struct ExecSpec {
     bool stdin_open = false;       // -i: forward stdin, EOF included; otherwise the command reads /dev/null
     bool detach = false;           // -d: start and return; the sandbox reaps it
     std::optional<std::chrono::milliseconds> timeout; // exit 124 when it fires
+    // -t: the command runs on a pseudo-terminal (its stdout and stderr both come through it), relayed to the
+    // CLI's stdin (with stdin_open) and stdout; the user's terminal is in raw mode meanwhile, and its size
+    // follows.
+    bool tty = false;
+    // `sbox shell`: argv is empty; the user's login shell runs, as a login shell.
+    bool login_shell = false;
 };
 
 struct SandboxInfo {

@@ -534,8 +534,11 @@ TEST_CASE("usage errors: 2, or 125 for exec/run - --help: 0 - CLI11's codes neve
     CHECK(r.err == "");
 
     // Later issues' subcommands and flags are not registered yet.
-    for (const char* sub : {"cp", "shell", "snapshot", "pause", "resume", "bench", "completion"})
+    for (const char* sub : {"cp", "snapshot", "pause", "resume", "bench", "completion"})
         CHECK(cli({sub}).code == 2);
+    r = cli({"shell", "--help"});
+    CHECK(r.code == 0);
+    CHECK(r.out.find("[REF]") != std::string::npos);
     // Limits: a bad value is a usage error; a provider without the capability says so (1).
     CHECK(cli({"create", "--cpus", "many"}).code == 2);
     CHECK(cli({"create", "--cpus", "0"}).code == 2);
