@@ -90,13 +90,7 @@ std::string describe(const Result& r) {
 Process::Process(const std::vector<std::string>& argv, const std::vector<std::string>& env, Options options) {
     if (argv.empty()) throw std::invalid_argument("Process: empty argv");
     // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-    std::vector<char*> cargv, cenv;
-    for (auto& a : argv)
-        cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (auto& e : env)
-        cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
+    std::vector<char*> cargv = c_strings(argv), cenv = c_strings(env);
 
     int in[2] = {-1, -1}, out[2], err[2];
     if (options.pipe_stdin && pipe2(in, O_CLOEXEC) < 0) fail_errno("pipe2");
@@ -483,6 +477,14 @@ std::vector<pid_t> World::processes() const {
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers
+
+std::vector<char*> c_strings(const std::vector<std::string>& strings) {
+    std::vector<char*> out;
+    for (const auto& s : strings)
+        out.push_back(const_cast<char*>(s.c_str()));
+    out.push_back(nullptr);
+    return out;
+}
 
 bool is_root() {
     return geteuid() == 0;

@@ -135,6 +135,8 @@ class TempDir {
 
 // Helpers.
 bool is_root();
+// argv/envp for execve: pointers into `strings`, then a null pointer (prepared before fork).
+std::vector<char*> c_strings(const std::vector<std::string>& strings);
 std::string trim(const std::string& s);
 std::vector<std::string> lines(const std::string& s);
 std::string random_bytes(std::size_t n);

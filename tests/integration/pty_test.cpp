@@ -35,6 +35,13 @@ void check_restored(const PtySession& s) {
     CHECK(same_settings(s.settings(), s.initial_settings()));
 }
 
+// A session whose sandbox was its own (shell without REF, run -t): the terminal is back and the sandbox gone.
+void check_restored_and_removed(const World& w, const PtySession& s) {
+    check_restored(s);
+    CHECK(w.ls().empty());
+    CHECK(eventually([&] { return w.leftovers().empty(); }, 10s));
+}
+
 // Tries TIOCSTI with `payload` on fds 0, 1, 2 and /dev/tty, and prints what each is and how it went:
 // "TIOCSTI 0=DEV:RDEV:RESULT 1=... tty=... END", RESULT being "ok" or the errno's name.
 const std::string kInjector = R"(import errno, fcntl, os, sys, termios
@@ -187,9 +194,7 @@ TEST_SUITE("rootless-capable") {
         Result r = s.finish();
         INFO(describe(r));
         CHECK(r.status == 5);
-        check_restored(s);
-        CHECK(w.ls().empty());
-        CHECK(eventually([&] { return w.leftovers().empty(); }, 10s));
+        check_restored_and_removed(w, s);
     }
 
     TEST_CASE("pty: run -it works like shell, and run -t without -i relays output but no input") {
@@ -262,9 +267,7 @@ TEST_SUITE("rootless-capable") {
             INFO(describe(r));
             CHECK_FALSE(r.hung);
             CHECK(r.status == 128 + SIGTERM);
-            check_restored(s);
-            CHECK(w.ls().empty());
-            CHECK(eventually([&] { return w.leftovers().empty(); }, 10s));
+            check_restored_and_removed(w, s);
         }
     }
 
@@ -296,9 +299,7 @@ TEST_SUITE("rootless-capable") {
                 INFO(describe(r));
                 CHECK_FALSE(r.hung);
                 CHECK(r.status == 128 + sig);
-                check_restored(s);
-                CHECK(w.ls().empty());
-                CHECK(eventually([&] { return w.leftovers().empty(); }, 10s));
+                check_restored_and_removed(w, s);
             }
         }
     }

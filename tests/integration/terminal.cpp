@@ -31,13 +31,7 @@ void set_cloexec(int fd) {
 PtySession::PtySession(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                        Options options) {
     if (argv.empty()) throw std::invalid_argument("PtySession: empty argv");
-    std::vector<char*> cargv, cenv;
-    for (auto& a : argv)
-        cargv.push_back(const_cast<char*>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (auto& e : env)
-        cenv.push_back(const_cast<char*>(e.c_str()));
-    cenv.push_back(nullptr);
+    std::vector<char*> cargv = c_strings(argv), cenv = c_strings(env);
 
     struct winsize size = {};
     size.ws_row = options.rows;
