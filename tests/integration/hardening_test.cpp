@@ -33,11 +33,12 @@ std::map<std::string, std::string> parse_probe(const std::string& out) {
     return results;
 }
 
-// The probe's results inside sandbox `ref` (copied in first).
+// The probe's results inside sandbox `ref` (copied into /tmp first, which root inside can always write, even
+// where the base cannot be idmapped).
 std::map<std::string, std::string> probe_inside(const World& w, const std::string& ref) {
-    Result cp = w.sbox({"cp", probe_bin(), ref + ":/usr/local/bin/sbox-syscall-probe"});
+    Result cp = w.sbox({"cp", probe_bin(), ref + ":/tmp/sbox-syscall-probe"});
     REQUIRE_MESSAGE(cp.status == 0, describe(cp));
-    Result r = w.exec(ref, {"sbox-syscall-probe", "all"});
+    Result r = w.exec(ref, {"/tmp/sbox-syscall-probe", "all"});
     REQUIRE_MESSAGE(r.status == 0, describe(r));
     return parse_probe(r.out);
 }
@@ -130,12 +131,16 @@ TEST_CASE("hardening: every denied syscall class fails inside, and reaches the k
 
 TEST_SUITE("rootless-capable") {
     TEST_CASE("hardening: unshare -r inside fails, and works outside") {
-        Result outside = host({"unshare", "-r", "true"});
-        REQUIRE_MESSAGE(outside.status == 0, "this machine refuses user namespaces: " << describe(outside));
         World w;
         Result r = w.sbox({"run", "--", "unshare", "-r", "true"});
         CHECK(r.status != 0);
         CHECK(r.err.find("Operation not permitted") != std::string::npos);
+        Result outside = host({"unshare", "-r", "true"});
+        if (outside.status != 0) {
+            // A chroot, or a kernel that refuses user namespaces to this user: nothing to compare with.
+            MESSAGE("unshare -r fails outside too here, so the comparison is skipped: " << describe(outside));
+            return;
+        }
         Result open = w.sbox({"run", "--security-opt", "seccomp=unconfined", "--", "unshare", "-r", "true"});
         CHECK_MESSAGE(open.status == 0, describe(open));
     }
