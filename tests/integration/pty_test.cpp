@@ -139,7 +139,9 @@ TEST_SUITE("rootless-capable") {
             w.check_output(ref, {"sh", "-c", "ps -e -o stat=,args= | grep '[s]leep 1002'"}).starts_with("T"));
         // A prompt of our own, shown once readline is reading the next line (its terminal mode set): a Ctrl-D
         // typed earlier would meet the terminal in the mode the shell gives commands, as a plain byte.
-        s.type("PS1='prompt-$((6*7))> '; kill -9 %1; echo killed-$((2+2))\r");
+        s.type("PS1='prompt-$((6*7))> '; kill -9 %1; until [ -z \"$(jobs)\" ]; do sleep 0.1; done; echo "
+               "killed-$((2+2))\r");
+        // Until bash has reaped the killed job: it would refuse the Ctrl-D below ("There are stopped jobs").
         CHECK(s.expect("killed-4"));
         CHECK(s.expect("prompt-42> "));
 
