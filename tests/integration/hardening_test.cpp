@@ -104,8 +104,9 @@ TEST_CASE("hardening: every denied syscall class fails inside, and reaches the k
         CHECK(inside[cls] == expected);
         // Outside, the same call reaches the kernel and is answered by it: success, or the kernel's own
         // verdict on the arguments (EINVAL, EBADF, ENOTTY; ENOSYS where this kernel lacks the feature) —
-        // never the filter's answer.
-        CHECK(outside[cls] != expected);
+        // not the filter's answer. (In a chroot the host refuses new user namespaces itself: there the
+        // sandbox without the filter makes the comparison.)
+        CHECK((outside[cls] != expected || open[cls] != expected));
         if (outside[cls] == "ok") {
             MESSAGE(cls << ": ok outside, " << expected
                         << " inside; without the filter inside: " << open[cls]);
@@ -116,13 +117,13 @@ TEST_CASE("hardening: every denied syscall class fails inside, and reaches the k
     }
     // Where only the filter stands in the way, the unconfined sandbox proves it: the same call succeeds
     // there.
-    for (const char* cls :
+    for (std::string cls :
          {"keyring", "userfaultfd", "io_uring", "unshare_user", "tiocsti", "tiocsti_high", "personality"}) {
         CAPTURE(cls);
-        CHECK(open[cls] == outside[cls]);
+        CHECK(open[cls] == "ok");
     }
     // The filter lets ordinary work through.
-    for (const char* cls :
+    for (std::string cls :
          {"control_getpid", "control_fork", "control_tcgets", "control_unshare_files", "personality_query"}) {
         CAPTURE(cls);
         CHECK(inside[cls] == "ok");
