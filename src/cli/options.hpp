@@ -36,6 +36,13 @@ struct CreateFlags {
     // --network none|full and --port [HOST:]PORT[/udp]...
     std::string network;
     std::vector<std::string> ports;
+
+    // Whether any of them was given (shell REF takes none: they would be ignored).
+    bool any() const {
+        return !image.empty() || !snapshot.empty() || !name.empty() || !labels.empty() || !lifetime.empty() ||
+               !memory.empty() || !cpus.empty() || !pids.empty() || !disk.empty() || !security_opts.empty() ||
+               !network.empty() || !ports.empty();
+    }
 };
 void add_create_flags(CLI::App& app, CreateFlags& flags, bool with_lifetime);
 // Checks the provider's capabilities for the flags given; adds created-by=sbox.

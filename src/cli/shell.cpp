@@ -26,10 +26,6 @@ struct ShellOptions {
     std::string ref;
 };
 
-bool creates_something(const CreateFlags& flags) {
-    return !flags.image.empty() || !flags.snapshot.empty() || !flags.name.empty() || !flags.labels.empty();
-}
-
 ExecSpec shell_spec(const ShellOptions& opt, Provider& provider) {
     require(provider, Capability::exec_tty, "shell");
     ExecFlags flags;
@@ -44,10 +40,12 @@ ExecSpec shell_spec(const ShellOptions& opt, Provider& provider) {
 
 int run_shell(const ShellOptions& opt, Context& ctx) {
     if (!opt.ref.empty()) {
-        if (creates_something(opt.create))
-            throw Error(ErrorKind::usage, "--image, --snapshot, --name and --label are for a fresh sandbox; "
-                                          "drop them, or drop " +
-                                              opt.ref + " to start a new sandbox");
+        if (opt.create.any())
+            throw Error(ErrorKind::usage,
+                        "create options (--image, --snapshot, --name, --label, --memory, "
+                        "--cpus, --pids, --disk, --network, --port, --security-opt) are for a "
+                        "fresh sandbox; drop them, or drop " +
+                            opt.ref + " to start a new sandbox");
         Target target = resolve(ctx, opt.ref);
         ExecSpec spec = shell_spec(opt, *target.provider);
         return on_target(ctx, target, [&] { return target.provider->exec(target.id, spec); });

@@ -536,6 +536,11 @@ TEST_CASE("usage errors: 2, or 125 for exec/run - --help: 0 - CLI11's codes neve
     // Later issues' subcommands and flags are not registered yet.
     for (const char* sub : {"cp", "snapshot", "pause", "resume", "bench", "completion"})
         CHECK(cli({sub}).code == 2);
+    // shell REF takes no create options: they would be ignored (125, as shell is a command).
+    r = cli({"shell", "--memory", "1g", "web"});
+    CHECK(r.code == 125);
+    CHECK(r.err.find("are for a fresh sandbox") != std::string::npos);
+    CHECK(cli({"shell", "--network", "full", "web"}).code == 125);
     r = cli({"shell", "--help"});
     CHECK(r.code == 0);
     CHECK(r.out.find("[REF]") != std::string::npos);
