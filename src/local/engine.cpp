@@ -813,11 +813,12 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
     if (child == 0) {
         int err = born_inside ? (::setns(cgroupns.get(), CLONE_NEWCGROUP) == -1 ? errno : 0)
                               : join_cgroup(cgroup_fd.get());
+        std::string failed = cgroup.path();
         for (size_t i = 0; err == 0 && i < limit_procs.size(); ++i)
-            err = join_cgroup(limit_procs[i].get());
+            if ((err = join_cgroup(limit_procs[i].get())) != 0) failed = state->runtime->limit_cgroups[i];
         if (err != 0) {
-            (void)write_all(errors.write.get(), "125\tcannot join the sandbox's cgroup " + cgroup.path() +
-                                                    ": " + std::strerror(err));
+            (void)write_all(errors.write.get(),
+                            "125\tcannot join the sandbox's cgroup " + failed + ": " + std::strerror(err));
             ::_exit(125);
         }
         if (request.detach) {
