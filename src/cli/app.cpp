@@ -29,6 +29,7 @@ bool json_requested(const std::vector<std::string>& args) {
 
 int run(std::vector<std::string> args, Registry& registry) {
     Context ctx(registry);
+    registry.set_config([&ctx]() -> const Config& { return ctx.config(); });
     if (const char* nc = std::getenv("NO_COLOR"); nc != nullptr && *nc != '\0') ctx.global.no_color = true;
 
     CLI::App app{
@@ -90,6 +91,7 @@ int run(std::vector<std::string> args, Registry& registry) {
         code = exit_code_for(e, kind());
     }
 
+    registry.set_config({}); // ctx and its configuration end here
     std::cout.flush();
     if (!std::cout.good()) {
         std::cerr << "sbox: cannot write to stdout\n";

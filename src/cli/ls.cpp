@@ -40,6 +40,9 @@ int run_ls(const LsOptions& opt, Context& ctx) {
         restricted ? std::vector<std::string>{ctx.global.provider} : ctx.registry.names();
     std::vector<SandboxInfo> all;
     bool failed = false;
+    Labels exact; // what a provider may filter on itself
+    for (const auto& f : filters)
+        if (f.value) exact[f.key] = *f.value;
     for (const auto& name : names) {
         Provider* provider = nullptr;
         if (restricted) {
@@ -47,6 +50,10 @@ int run_ls(const LsOptions& opt, Context& ctx) {
         } else {
             // Listing everything: a provider that is not configured, or cannot even be set up (a module that
             // is not installed), has no sandboxes to show.
+            if (!ctx.registry.may_be_configured(name)) {
+                log(name, "not listed: not configured");
+                continue;
+            }
             try {
                 provider = &ctx.usable_provider(name);
             } catch (const std::exception& e) {
@@ -55,7 +62,7 @@ int run_ls(const LsOptions& opt, Context& ctx) {
             }
         }
         try {
-            for (auto& info : with_provider(name, [&] { return provider->list(); })) {
+            for (auto& info : with_provider(name, [&] { return provider->list_filtered(exact); })) {
                 if (info.provider.empty()) info.provider = name;
                 if (matches(info, filters)) all.push_back(std::move(info));
             }

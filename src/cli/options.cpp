@@ -133,10 +133,11 @@ CreateSpec build_create_spec(const CreateFlags& flags, Env env, Provider& provid
     }
     for (const auto& p : flags.ports)
         spec.ports.push_back(usage_value([&] { return parse_port(p); }));
+    if (!spec.network.empty()) require(provider, Capability::network, "--network");
+    if (!spec.ports.empty()) require(provider, Capability::ports, "--port");
     if (!spec.ports.empty() && spec.network != "full")
         throw Error(ErrorKind::usage, "--port needs --network full (a sandbox without a network stack has "
                                       "nothing to publish ports with)");
-    if (spec.network == "full") require(provider, Capability::network, "--network full");
     spec.labels["created-by"] = "sbox";
     spec.env = std::move(env);
     return spec;

@@ -261,7 +261,8 @@ class LocalProvider final : public Provider {
                 Capability::image_dir,      Capability::copy,       Capability::snapshots,
                 Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,
                 Capability::memory_limit,   Capability::disk_limit, Capability::pids_limit,
-                Capability::seccomp,        Capability::network,    Capability::exec_tty};
+                Capability::seccomp,        Capability::network,    Capability::ports,
+                Capability::exec_tty};
     }
     bool configured(std::string&) const override { return true; }
 

@@ -132,12 +132,12 @@ void* module_interface(std::string_view name, const char* interface) {
     return found;
 }
 
-std::unique_ptr<Provider> make_module_provider(std::string_view name) {
+std::unique_ptr<Provider> make_module_provider(std::string_view name, const Config& config) {
     const LoadedModule& m = load_module(name);
     if (m.info->make_provider == nullptr)
         throw Error(ErrorKind::unavailable, "module " + m.path + " provides no sandbox provider",
                     std::string(name));
-    std::unique_ptr<Provider> p(m.info->make_provider());
+    std::unique_ptr<Provider> p(m.info->make_provider(&config));
     if (!p)
         throw Error(ErrorKind::internal, "module " + m.path + " could not create its provider",
                     std::string(name));

@@ -19,15 +19,20 @@
 
 #include "providers/provider.hpp"
 
-#define SBOX_MODULE_ABI_VERSION 2u
+#define SBOX_MODULE_ABI_VERSION 3u
+
+namespace sbox {
+class Config;
+}
 
 extern "C" {
 
 struct sbox_module_info_v1 {
     const char* name;     // NAME of libsbox-NAME.so, e.g. "e2b"
     unsigned abi_version; // SBOX_MODULE_ABI_VERSION the module was built with
-    // A new provider, owned by the caller (may throw sbox::Error). Null when the module offers none.
-    sbox::Provider* (*make_provider)();
+    // A new provider, owned by the caller (may throw sbox::Error). Null when the module offers none. `config`
+    // (never null) holds the configuration file's settings and outlives the provider.
+    sbox::Provider* (*make_provider)(const sbox::Config* config);
     // Another interface the module implements, by name (for example "archiver-v1", see
     // local/archive.hpp): a pointer to an object that lives as long as the process, or null. May be null.
     void* (*get_interface)(const char* name);
@@ -60,7 +65,7 @@ const LoadedModule& load_module(std::string_view name);
 // load_module(name)'s interface `interface`. Error(unavailable) when the module has none.
 void* module_interface(std::string_view name, const char* interface);
 
-// load_module(name) and its provider. Error(unavailable) when the module has none.
-std::unique_ptr<Provider> make_module_provider(std::string_view name);
+// load_module(name) and its provider, given the configuration. Error(unavailable) when the module has none.
+std::unique_ptr<Provider> make_module_provider(std::string_view name, const Config& config);
 
 } // namespace sbox

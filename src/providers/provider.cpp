@@ -48,7 +48,7 @@ constexpr Capability all_capabilities[] = {
     Capability::names,          Capability::image_dir,  Capability::copy,        Capability::snapshots,
     Capability::snapshot_files, Capability::pause,      Capability::cpu_limit,   Capability::memory_limit,
     Capability::disk_limit,     Capability::pids_limit, Capability::seccomp,     Capability::network,
-    Capability::exec_tty,
+    Capability::ports,          Capability::exec_tty,
 };
 } // namespace
 
@@ -94,6 +94,8 @@ std::string_view to_string(Capability c) {
         return "seccomp";
     case Capability::network:
         return "network";
+    case Capability::ports:
+        return "ports";
     case Capability::exec_tty:
         return "exec_tty";
     }
@@ -363,6 +365,10 @@ namespace {
                 std::string(p.name()));
 }
 } // namespace
+
+std::vector<SandboxInfo> Provider::list_filtered(const Labels&) {
+    return list();
+}
 
 PathInfo Provider::stat_path(std::string_view, const std::string&, bool) {
     unsupported(*this, "cp");

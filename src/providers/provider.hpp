@@ -78,7 +78,8 @@ enum class Capability : std::uint32_t {
     memory_limit = 1u << 17, // --memory
     disk_limit = 1u << 18,   // --disk
     pids_limit = 1u << 19,   // --pids
-    network = 1u << 16,      // create --network full (outbound access) and --port (published ports)
+    network = 1u << 16,      // create --network none|full: whether the sandbox may reach out
+    ports = 1u << 21,        // create --port: a sandbox port published on the host's loopback
     seccomp = 1u << 20,      // a system call filter, which --security-opt seccomp=unconfined turns off
     exec_tty = 1u << 14,     // exec -t and `sbox shell`: the command on a pseudo-terminal, relayed
 };
@@ -123,8 +124,8 @@ struct CreateSpec {
     std::optional<std::uint64_t> pids;       // processes and threads at once
     std::optional<std::uint64_t> disk;       // bytes the sandbox may write
     bool seccomp_unconfined = false;         // --security-opt seccomp=unconfined (debugging only)
-    // --network and --port (Capability::network).
-    std::string network = "none"; // none: loopback only; full: outbound access
+    // --network (Capability::network) and --port (Capability::ports).
+    std::string network; // empty: the provider's default (local: none); none: loopback only; full: outbound
     std::vector<PublishedPort> ports;
 };
 
@@ -214,6 +215,9 @@ class Provider {
     // Returns once the sandbox is ready for exec.
     virtual SandboxInfo create(const CreateSpec& spec) = 0;
     virtual std::vector<SandboxInfo> list() = 0;
+    // list(), where the provider may use `only` (exact key=value labels, all required) to ask its service for
+    // less; the caller still filters. The default is list().
+    virtual std::vector<SandboxInfo> list_filtered(const Labels& only);
     // id is the provider's id, or a name the provider knows; nullopt when there is no such sandbox.
     virtual std::optional<SandboxInfo> get(std::string_view id_or_name) = 0;
     // Runs a command with the CLI process's stdin/stdout/stderr; returns its exit status

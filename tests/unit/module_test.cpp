@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "helpers.hpp"
+#include "providers/config.hpp"
 #include "providers/module.hpp"
 
 using namespace sbox;
@@ -50,7 +51,7 @@ TEST_CASE("loading the test module and using its provider") {
     CHECK(m.info->abi_version == SBOX_MODULE_ABI_VERSION);
     CHECK(&load_module("testmodule") == &m); // loaded once
 
-    std::unique_ptr<Provider> p = make_module_provider("testmodule");
+    std::unique_ptr<Provider> p = make_module_provider("testmodule", Config{});
     REQUIRE(p);
     CHECK(p->name() == "testmodule");
     CHECK(p->capabilities().names() == std::vector<std::string>{"exec", "labels", "names"});
@@ -108,7 +109,7 @@ TEST_CASE("a missing module: which file, where sbox looked, what to do") {
     CHECK(msg.find("/modules") != std::string::npos);
     CHECK(msg.find("SBOX_MODULE_PATH") != std::string::npos);
 
-    e = error_of([] { make_module_provider("nosuchmodule"); });
+    e = error_of([] { make_module_provider("nosuchmodule", Config{}); });
     CHECK(e.kind() == ErrorKind::unavailable);
 }
 

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdlib>
 #include <mutex>
 #include <thread>
 
@@ -78,10 +79,24 @@ TEST_CASE("the registry creates providers lazily, by name") {
     CHECK_THROWS_WITH(registry.get("x"), "unknown provider 'x' (known: fake, other)");
 }
 
-TEST_CASE("the built-in registry has exactly the local provider") {
+TEST_CASE("the built-in registry has local, then the remote providers") {
     Registry registry;
-    CHECK(registry.names() == std::vector<std::string>{"local"});
-    CHECK_THROWS_WITH_AS(registry.get("e2b"), "unknown provider 'e2b' (known: local)", Error);
+    CHECK(registry.names() == std::vector<std::string>{"local", "e2b"});
+    CHECK_THROWS_WITH_AS(registry.get("nope"), "unknown provider 'nope' (known: local, e2b)", Error);
+}
+
+TEST_CASE("a remote provider without credentials is known to be unconfigured without loading its module") {
+    unsetenv("E2B_API_KEY");
+    Registry registry;
+    CHECK(registry.may_be_configured("local"));
+    CHECK_FALSE(registry.may_be_configured("e2b"));
+    Config with_key = Config::parse("[providers.e2b]\napi_key = \"k\"\n", "test");
+    registry.set_config([&]() -> const Config& { return with_key; });
+    CHECK(registry.may_be_configured("e2b"));
+    registry.set_config({});
+    setenv("E2B_API_KEY", "from-env", 1);
+    CHECK(registry.may_be_configured("e2b"));
+    unsetenv("E2B_API_KEY");
 }
 
 namespace {

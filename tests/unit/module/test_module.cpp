@@ -56,7 +56,7 @@ class MemoryProvider final : public sbox::Provider {
     std::vector<sbox::SandboxInfo> sandboxes_;
 };
 
-sbox::Provider* make_provider() {
+sbox::Provider* make_provider(const sbox::Config*) {
     return new MemoryProvider();
 }
 
