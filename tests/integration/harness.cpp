@@ -289,13 +289,18 @@ World::World() {
     for (char** e = environ; *e; ++e) {
         std::string_view v(*e);
         if (v.starts_with("SBOX_ROOT=") || v.starts_with("SBOX_PROVIDER=") ||
-            v.starts_with("XDG_CONFIG_HOME=") || v.starts_with("SBOX_BIN="))
-            continue;
+            v.starts_with("XDG_CONFIG_HOME=") || v.starts_with("SBOX_BIN=") || v.starts_with("E2B_"))
+            continue; // (and never a real provider's credentials)
         env_.emplace_back(v);
     }
     env_.push_back("SBOX_ROOT=" + root_);
     // No user configuration file can change the default provider under the tests' feet.
     env_.push_back("XDG_CONFIG_HOME=" + root_ + "/no-such-config-dir");
+}
+
+void World::set_env(const std::string& name, const std::string& value) {
+    std::erase_if(env_, [&](const std::string& e) { return e.starts_with(name + "="); });
+    env_.push_back(name + "=" + value);
 }
 
 World::~World() {

@@ -78,6 +78,8 @@ class World {
     const std::string& root() const { return root_; }
     // The environment sbox runs with: ours, with SBOX_ROOT set, SBOX_PROVIDER unset and no user config file.
     const std::vector<std::string>& env() const { return env_; }
+    // Sets (or replaces) a variable of that environment.
+    void set_env(const std::string& name, const std::string& value);
 
     // `sbox ARGS...` with stdin on /dev/null.
     Result sbox(const std::vector<std::string>& args) const;

@@ -6,6 +6,7 @@
 // Built into libsbox-e2b.so with the shared HTTP layer (providers/http/), loaded on first use.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -27,6 +28,8 @@ struct Settings {
     std::string domain;      // E2B_DOMAIN / domain, default e2b.app
     std::string api_url;     // E2B_API_URL / api_url, default https://api.<domain>
     std::string sandbox_url; // E2B_SANDBOX_URL / sandbox_url: one base for every envd call (routing headers)
+    // Each request's total time limit (not a command's stream): SBOX_HTTP_TIMEOUT, default 60 s, the SDK's.
+    std::chrono::milliseconds request_timeout{60'000};
 
     static Settings from(const Config& config);
 };
@@ -34,6 +37,8 @@ struct Settings {
 // Metadata keys sbox sets on the sandboxes it creates.
 inline constexpr const char* kNameKey = "sbox-name";       // --name
 inline constexpr const char* kTimeoutKey = "sbox-timeout"; // --timeout in seconds, reused by resume
+// A random token per create: when the reply is lost, the sandbox it made can still be found and removed.
+inline constexpr const char* kCreateKey = "sbox-create";
 
 // How to reach one sandbox's envd.
 struct Envd {
@@ -83,6 +88,8 @@ class Provider final : public sbox::Provider {
     void require_key() const;
     SandboxInfo info_from(const nlohmann::json& sandbox) const;
     void remember(const std::string& id, const nlohmann::json& created);
+    // After a create whose reply was lost or unreadable: removes the sandbox it may have made.
+    void remove_orphan(const std::string& create_token) noexcept;
 
     Settings settings_;
     std::unique_ptr<http::Client> client_;

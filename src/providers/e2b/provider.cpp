@@ -6,9 +6,12 @@
 #include <cctype>
 #include <chrono>
 #include <ctime>
+#include <random>
 
 #include "providers/http/errors.hpp"
+#include "providers/log.hpp"
 #include "providers/module.hpp"
+#include "providers/parse.hpp"
 
 namespace sbox::e2b {
 
@@ -68,6 +71,15 @@ bool looks_like_id(std::string_view s) {
     });
 }
 
+std::string random_token() {
+    std::random_device rd;
+    std::uniform_int_distribution<unsigned> d(0, 35);
+    std::string s;
+    for (int i = 0; i < 20; ++i)
+        s += "0123456789abcdefghijklmnopqrstuvwxyz"[d(rd)];
+    return s;
+}
+
 nlohmann::json parse_body(const http::Response& r, std::string_view what) {
     try {
         return nlohmann::json::parse(r.body);
@@ -119,6 +131,7 @@ http::Client& Provider::client() {
     if (!client_) {
         http::Client::Options o;
         o.provider = kProvider;
+        o.timeout = settings_.request_timeout;
         client_ = std::make_unique<http::Client>(std::move(o));
     }
     return *client_;
@@ -138,6 +151,17 @@ http::Response Provider::api(const std::string& method, const std::string& path,
     req.retry = retry;
     (void)what;
     return client().send(req);
+}
+
+void Provider::remove_orphan(const std::string& create_token) noexcept {
+    try {
+        for (const auto& s : list_filtered({{kCreateKey, create_token}})) {
+            log(kProvider, "removing sandbox " + s.id + ", made by a create whose reply was lost");
+            kill(s.id);
+        }
+    } catch (const std::exception& e) {
+        log(kProvider, std::string("could not look for the sandbox of a lost create: ") + e.what());
+    }
 }
 
 void Provider::remember(const std::string& id, const nlohmann::json& sandbox) {
@@ -192,7 +216,7 @@ SandboxInfo Provider::info_from(const nlohmann::json& j) const {
             if (!v.is_string()) continue;
             if (k == kNameKey)
                 info.name = v.get<std::string>();
-            else if (k != kTimeoutKey)
+            else if (k != kTimeoutKey && k != kCreateKey)
                 info.labels[k] = v.get<std::string>();
         }
     nlohmann::json d = nlohmann::json::object();
@@ -225,6 +249,8 @@ SandboxInfo Provider::create(const CreateSpec& spec) {
         metadata[k] = v;
     if (!spec.name.empty()) metadata[kNameKey] = spec.name;
     metadata[kTimeoutKey] = std::to_string(timeout);
+    const std::string token = random_token();
+    metadata[kCreateKey] = token;
     nlohmann::json env = nlohmann::json::object();
     for (const auto& [k, v] : spec.env)
         env[k] = v;
@@ -237,6 +263,9 @@ SandboxInfo Provider::create(const CreateSpec& spec) {
     // A create is not idempotent: the client repeats it only when the service says so (429/503 with
     // Retry-After), never after a transport failure, which may have created a sandbox already.
     auto r = api("POST", "/v2/sandboxes", &body, what);
+    // No reply, or one we cannot read: the service may have made the sandbox all the same.
+    const bool reply_lost = r.transport_error && r.transport_error->kind != http::TransportError::Kind::connect;
+    if (reply_lost || (r.ok() && !nlohmann::json::accept(r.body))) remove_orphan(token);
     if (r.status == 404 ||
         (r.status == 400 && http::message_from_body(r.body).find("emplate") != std::string::npos)) {
         std::string msg = http::message_from_body(r.body);
