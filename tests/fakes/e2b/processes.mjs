@@ -25,19 +25,31 @@ function systemBinds() {
   return args;
 }
 
+// In a chroot bubblewrap cannot remount "/": each one is then started through leave_chroot.py (probeBwrap).
+let bwrapPrefix = [];
+
 export function bwrapArgv(root, cwd, infoFd) {
-  return ["bwrap", "--bind", root, "/", ...systemBinds(), "--proc", "/proc", "--dev", "/dev",
+  return [...bwrapPrefix, "bwrap", "--bind", root, "/", ...systemBinds(), "--proc", "/proc", "--dev", "/dev",
     "--die-with-parent", "--info-fd", String(infoFd), "--chdir", cwd, "--"];
 }
 
-// Checks once whether bubblewrap can run here; the message says why not.
+// Checks once whether bubblewrap can run here, directly or (as root in a chroot) through leave_chroot.py;
+// returns null, or a message saying why not.
 export function probeBwrap(scratch) {
   makeSystemLinks(scratch);
-  const r = spawnSync("bwrap", ["--bind", scratch, "/", ...systemBinds(), "--proc", "/proc", "--dev", "/dev",
-    "--", "/bin/true"], { encoding: "utf8" });
-  if (r.error) return `bwrap: ${r.error.message}`;
-  if (r.status !== 0) return (r.stderr || `bwrap exited ${r.status}`).trim();
-  return null;
+  const attempt = (prefix) => {
+    const [cmd, ...args] = [...prefix, "bwrap", "--bind", scratch, "/", ...systemBinds(), "--proc", "/proc",
+      "--dev", "/dev", "--", "/bin/true"];
+    const r = spawnSync(cmd, args, { encoding: "utf8" });
+    if (r.error) return `${cmd}: ${r.error.message}`;
+    if (r.status !== 0) return (r.stderr || `${cmd} exited ${r.status}`).trim();
+    return null;
+  };
+  const direct = attempt([]);
+  if (!direct) return null;
+  const viaHelper = [PYTHON, path.join(HERE, "leave_chroot.py")];
+  if (process.geteuid?.() === 0 && !attempt(viaHelper)) { bwrapPrefix = viaHelper; return null; }
+  return direct;
 }
 
 // The host's symlinked system directories (merged /usr: /bin -> usr/bin ...), made once in a scratch root.
