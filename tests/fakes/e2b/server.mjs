@@ -48,6 +48,12 @@ if (bwrapProblem) {
 }
 
 const validate = createValidator(path.join(specs, "e2b", "openapi.yml"));
+// Compile the schemas of the common calls now, not on a client's first request.
+for (const [m, p, q, b] of [["POST", "/v2/sandboxes", "", '{"templateID":"base"}'], ["GET", "/v2/sandboxes", "limit=1&state=running&metadata=a%3Db", ""],
+  ["POST", "/v2/sandboxes/x/connect", "", '{"timeout":1}'], ["POST", "/sandboxes/x/timeout", "", '{"timeout":1}'],
+  ["POST", "/sandboxes/x/pause", "", "{}"], ["POST", "/sandboxes/x/snapshots", "", "{}"], ["GET", "/snapshots", "limit=1", ""]]) {
+  validate(m, p, new URLSearchParams(q), b, "application/json");
+}
 const cp = new ControlPlane(stateDir);
 const envdHandler = createEnvdConnectHandler(descriptorFile);
 let faults = [];
