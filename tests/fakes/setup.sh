@@ -1,10 +1,10 @@
 #!/bin/sh
 # Installs the fake provider services' packages (npm ci) and builds the envd protobuf descriptors the fake E2B
 # serves from E2B's .proto files. Idempotent; when nothing changed it only compares a stamp and returns.
-#   tests/fakes/setup.sh [SPECS_DIR]   (default: <repo>/../shared/provider-specs)
+#   tests/fakes/setup.sh [SPECS_DIR]   (default: tests/fakes/specs, copies of ../shared/provider-specs)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
-specs=${1:-${SBOX_PROVIDER_SPECS:-$here/../../../shared/provider-specs}}
+specs=${1:-${SBOX_PROVIDER_SPECS:-$here/specs}}
 specs=$(cd "$specs" && pwd)
 stamp=$here/node_modules/.sbox-setup-stamp
 want=$(cat "$here/package-lock.json" "$specs/e2b/envd/process/process.proto" "$specs/e2b/envd/filesystem/filesystem.proto" | cksum)

@@ -34,8 +34,8 @@ function usage(msg) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
-// The specs live beside the repository: <repo>/../shared/provider-specs (CMake: ${PROJECT_SOURCE_DIR}/../shared/provider-specs).
-const specs = opts.specs || process.env.SBOX_PROVIDER_SPECS || path.resolve(HERE, "../../../../shared/provider-specs");
+// The specs: tests/fakes/specs (copies of ../shared/provider-specs, so a clone alone runs the tests).
+const specs = opts.specs || process.env.SBOX_PROVIDER_SPECS || path.resolve(HERE, "../specs");
 const descriptorFile = path.join(HERE, "..", "gen", "envd.binpb");
 if (!fs.existsSync(descriptorFile)) usage(`${descriptorFile} is missing: run tests/fakes/setup.sh first`);
 const ownState = !opts.state;
