@@ -13,7 +13,7 @@ set -eu
 packages="
   g++ cmake ninja-build pkg-config
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev doctest-dev
-  libarchive-dev nettle-dev libseccomp-dev
+  libarchive-dev nettle-dev libseccomp-dev libcurl4-openssl-dev
   uidmap passwd util-linux procps tar zstd
   passt python3 bubblewrap protobuf-compiler
 "

@@ -264,7 +264,8 @@ SandboxInfo Provider::create(const CreateSpec& spec) {
     // Retry-After), never after a transport failure, which may have created a sandbox already.
     auto r = api("POST", "/v2/sandboxes", &body, what);
     // No reply, or one we cannot read: the service may have made the sandbox all the same.
-    const bool reply_lost = r.transport_error && r.transport_error->kind != http::TransportError::Kind::connect;
+    const bool reply_lost =
+        r.transport_error && r.transport_error->kind != http::TransportError::Kind::connect;
     if (reply_lost || (r.ok() && !nlohmann::json::accept(r.body))) remove_orphan(token);
     if (r.status == 404 ||
         (r.status == 400 && http::message_from_body(r.body).find("emplate") != std::string::npos)) {

@@ -27,7 +27,9 @@ struct E2B {
         w.set_env("SBOX_PROVIDER", "e2b");
     }
     Result sbox(const std::vector<std::string>& args) const { return w.sbox(args); }
-    Result sbox_in(const std::vector<std::string>& args, const std::string& in) const { return w.sbox_in(args, in); }
+    Result sbox_in(const std::vector<std::string>& args, const std::string& in) const {
+        return w.sbox_in(args, in);
+    }
     std::string create(const std::vector<std::string>& opts = {}) const {
         std::vector<std::string> args = {"create"};
         args.insert(args.end(), opts.begin(), opts.end());
@@ -40,8 +42,8 @@ struct E2B {
     std::string id_of(const std::string& ref) const { return ref.substr(4); }
     // Sandboxes the fake holds (running or paused).
     std::size_t live() const {
-        auto r = http_request(fake.port(), "GET", "/v2/sandboxes?state=running,paused",
-                              {}, {std::string("X-API-KEY: ") + kKey});
+        auto r = http_request(fake.port(), "GET", "/v2/sandboxes?state=running,paused", {},
+                              {std::string("X-API-KEY: ") + kKey});
         auto j = nlohmann::json::parse(r.body, nullptr, false);
         REQUIRE(j.is_array());
         return j.size();
@@ -128,7 +130,8 @@ TEST_CASE("e2b: run removes its sandbox, also when a step fails") {
     CHECK(e.live() == 0);
 
     // The command's stream is cut before its end frame: sbox fails (125), says so, and still removes it.
-    e.fake.fault({{"method", "POST"}, {"path", "/process.Process/Start"}, {"action", "cut"}, {"afterFrames", 1}});
+    e.fake.fault(
+        {{"method", "POST"}, {"path", "/process.Process/Start"}, {"action", "cut"}, {"afterFrames", 1}});
     Result cut = e.sbox({"run", "--", "sh", "-c", "echo partial; sleep 1; echo never"});
     CHECK(cut.status == 125);
     CHECK_MESSAGE(cut.err.find("end-of-stream") != std::string::npos, cut.err);
@@ -274,7 +277,10 @@ TEST_CASE("e2b: snapshots, create --snapshot, pause and resume") {
 TEST_CASE("e2b: retries follow the rules (429 with Retry-After, idempotent requests only)") {
     E2B e;
     // A create is retried when the service says when (429 + Retry-After) ...
-    e.fake.fault({{"method", "POST"}, {"path", "/v2/sandboxes"}, {"status", 429}, {"headers", {{"Retry-After", "0"}}},
+    e.fake.fault({{"method", "POST"},
+                  {"path", "/v2/sandboxes"},
+                  {"status", 429},
+                  {"headers", {{"Retry-After", "0"}}},
                   {"body", R"({"code":429,"message":"rate limit exceeded"})"}});
     std::string ref = e.create();
     CHECK(e.fake.requests_to("POST", "/v2/sandboxes").size() == 2);
@@ -282,7 +288,9 @@ TEST_CASE("e2b: retries follow the rules (429 with Retry-After, idempotent reque
 
     // ... never after a plain failure, which may have created one already.
     e.fake.clear_requests();
-    e.fake.fault({{"method", "POST"}, {"path", "/v2/sandboxes"}, {"status", 500},
+    e.fake.fault({{"method", "POST"},
+                  {"path", "/v2/sandboxes"},
+                  {"status", 500},
                   {"body", R"({"code":500,"message":"placement failed"})"}});
     Result fail = e.sbox({"create"});
     CHECK(fail.status == 1);
@@ -291,7 +299,9 @@ TEST_CASE("e2b: retries follow the rules (429 with Retry-After, idempotent reque
     CHECK(e.fake.requests_to("POST", "/v2/sandboxes").size() == 1);
 
     e.fake.clear_requests();
-    e.fake.fault({{"method", "POST"}, {"path", "/v2/sandboxes"}, {"status", 503},
+    e.fake.fault({{"method", "POST"},
+                  {"path", "/v2/sandboxes"},
+                  {"status", 503},
                   {"body", R"({"code":503,"message":"no capacity"})"}});
     Result busy = e.sbox({"--json", "create"});
     CHECK(busy.status == 1);
@@ -302,7 +312,10 @@ TEST_CASE("e2b: retries follow the rules (429 with Retry-After, idempotent reque
 
     // A 429 whose Retry-After is too long is reported, not waited for.
     e.fake.clear_requests();
-    e.fake.fault({{"method", "POST"}, {"path", "/v2/sandboxes"}, {"status", 429}, {"headers", {{"Retry-After", "3600"}}},
+    e.fake.fault({{"method", "POST"},
+                  {"path", "/v2/sandboxes"},
+                  {"status", 429},
+                  {"headers", {{"Retry-After", "3600"}}},
                   {"body", R"({"code":429,"message":"rate limit exceeded"})"}});
     Result limited = e.sbox({"--json", "create"});
     CHECK(limited.status == 1);

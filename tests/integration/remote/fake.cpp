@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstring>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdexcept>
@@ -103,7 +104,9 @@ FakeService::FakeService(const std::string& script, const std::vector<std::strin
     // The fake prints {"port":N} once it listens.
     std::string line;
     char c;
-    struct pollfd p {out[0], POLLIN, 0};
+    struct pollfd p {
+        out[0], POLLIN, 0
+    };
     while (line.find('\n') == std::string::npos) {
         if (::poll(&p, 1, 60'000) <= 0) break;
         if (::read(out[0], &c, 1) != 1) break;
@@ -149,7 +152,8 @@ void FakeService::clear_requests() const {
     http_request(port_, "DELETE", "/_fake/requests");
 }
 
-std::vector<nlohmann::json> FakeService::requests_to(const std::string& method, const std::string& path) const {
+std::vector<nlohmann::json> FakeService::requests_to(const std::string& method,
+                                                     const std::string& path) const {
     std::vector<nlohmann::json> out;
     bool prefix = !path.empty() && path.back() == '*';
     std::string want = prefix ? path.substr(0, path.size() - 1) : path;
