@@ -414,7 +414,9 @@ nlohmann::json start_request(const ExecSpec& spec) {
         unsigned cols = size ? size->ws_col : 80, rows = size ? size->ws_row : 24;
         req["pty"] = {{"size", {{"cols", cols}, {"rows", rows}}}};
     }
-    if (spec.stdin_open && !spec.detach && !tty) req["stdin"] = true;
+    // Said either way: envd leaves stdin open when the field is absent (older SDKs never sent it), and a
+    // command that reads it would then wait forever.
+    req["stdin"] = spec.stdin_open && !spec.detach && !tty;
     return req;
 }
 

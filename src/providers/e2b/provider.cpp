@@ -102,6 +102,13 @@ Settings Settings::from(const Config& config) {
         config.setting(kProvider, "api_url", "E2B_API_URL").value_or("https://api." + s.domain));
     s.sandbox_url =
         without_trailing_slash(config.setting(kProvider, "sandbox_url", "E2B_SANDBOX_URL").value_or(""));
+    if (const char* t = std::getenv("SBOX_HTTP_TIMEOUT"); t != nullptr && *t != '\0') {
+        try {
+            s.request_timeout = parse_duration(t);
+        } catch (const Error& e) {
+            throw Error(ErrorKind::invalid, std::string("SBOX_HTTP_TIMEOUT: ") + e.what(), kProvider);
+        }
+    }
     return s;
 }
 
@@ -254,7 +261,15 @@ SandboxInfo Provider::create(const CreateSpec& spec) {
     nlohmann::json env = nlohmann::json::object();
     for (const auto& [k, v] : spec.env)
         env[k] = v;
-    std::string tmpl = !spec.snapshot.empty() ? spec.snapshot : (spec.image.empty() ? "base" : spec.image);
+    // A snapshot is a template: its id goes where a template's name would (a name is resolved first).
+    std::string tmpl = spec.image.empty() ? "base" : spec.image;
+    if (!spec.snapshot.empty()) {
+        auto snap = get_snapshot(spec.snapshot);
+        if (!snap)
+            throw Error(ErrorKind::not_found,
+                        "no snapshot '" + spec.snapshot + "' (see sbox snapshot ls -p e2b)", kProvider);
+        tmpl = snap->id;
+    }
     nlohmann::json body = {{"templateID", tmpl}, {"timeout", timeout},
                            {"envVars", env},     {"metadata", metadata},
                            {"autoPause", false}, {"allow_internet_access", spec.network != "none"}};
