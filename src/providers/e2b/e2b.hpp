@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -90,6 +91,9 @@ class Provider final : public sbox::Provider {
     void remember(const std::string& id, const nlohmann::json& created);
     // After a create whose reply was lost or unreadable: removes the sandbox it may have made.
     void remove_orphan(const std::string& create_token) noexcept;
+    // GET path_and_query (which has a '?') and every further page; `each` sees every item.
+    void for_each_listed(const std::string& path_and_query, const std::string& what,
+                         const std::function<void(const nlohmann::json&)>& each);
 
     Settings settings_;
     std::unique_ptr<http::Client> client_;
@@ -108,6 +112,9 @@ struct Captured {
 };
 Captured run_captured(Provider& provider, const Envd& envd, const std::vector<std::string>& argv,
                       const std::string& user, int out_fd = -1);
+
+// `length` random characters of [0-9a-z].
+std::string random_token(std::size_t length);
 
 // Basic auth for envd's user selection: "Basic base64(user:)".
 std::string basic_user(std::string_view user);

@@ -4,7 +4,6 @@
 // command's stdout. Paths are as in docker cp: a relative path is taken from the sandbox's root.
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include "providers/e2b/e2b.hpp"
 #include "providers/http/errors.hpp"
@@ -19,15 +18,6 @@ constexpr const char* kProvider = "e2b";
 std::string absolute(const std::string& path) {
     if (path.empty()) return "/";
     return path.front() == '/' ? path : "/" + path;
-}
-
-std::string random_suffix() {
-    std::random_device rd;
-    std::uniform_int_distribution<unsigned> d(0, 15);
-    std::string s;
-    for (int i = 0; i < 16; ++i)
-        s += "0123456789abcdef"[d(rd)];
-    return s;
 }
 
 // `sh -c SCRIPT sh ARGS...`: arguments reach the script as "$1"..., never spliced into its text.
@@ -144,7 +134,7 @@ PathInfo Provider::stat_path(std::string_view id, const std::string& path, bool 
 void Provider::upload(std::string_view id, const UploadSpec& spec, int tar_fd) {
     Envd e = envd(id);
     const std::string user = spec.user.empty() ? "root" : spec.user;
-    const std::string tarball = "/tmp/.sbox-upload-" + random_suffix() + ".tar";
+    const std::string tarball = "/tmp/.sbox-upload-" + random_token(16) + ".tar";
 
     // The stream goes up as it is produced: no size known, so chunked.
     http::Request req;

@@ -71,15 +71,6 @@ bool looks_like_id(std::string_view s) {
     });
 }
 
-std::string random_token() {
-    std::random_device rd;
-    std::uniform_int_distribution<unsigned> d(0, 35);
-    std::string s;
-    for (int i = 0; i < 20; ++i)
-        s += "0123456789abcdefghijklmnopqrstuvwxyz"[d(rd)];
-    return s;
-}
-
 nlohmann::json parse_body(const http::Response& r, std::string_view what) {
     try {
         return nlohmann::json::parse(r.body);
@@ -158,6 +149,33 @@ http::Response Provider::api(const std::string& method, const std::string& path,
     req.retry = retry;
     (void)what;
     return client().send(req);
+}
+
+std::string random_token(std::size_t length) {
+    std::random_device rd;
+    std::uniform_int_distribution<unsigned> d(0, 35);
+    std::string s;
+    for (std::size_t i = 0; i < length; ++i)
+        s += "0123456789abcdefghijklmnopqrstuvwxyz"[d(rd)];
+    return s;
+}
+
+void Provider::for_each_listed(const std::string& path_and_query, const std::string& what,
+                               const std::function<void(const nlohmann::json&)>& each) {
+    // E2B pages with a token in the X-Next-Token header, passed back as nextToken.
+    std::string token;
+    for (int page = 0; page < 1000; ++page) {
+        auto r = api("GET", path_and_query + (token.empty() ? "" : "&nextToken=" + http::url_encode(token)),
+                     nullptr, what);
+        http::check(r, what, kProvider);
+        nlohmann::json j = parse_body(r, what);
+        if (!j.is_array())
+            throw Error(ErrorKind::internal, what + ": the reply is not a JSON array", kProvider);
+        for (const auto& item : j)
+            each(item);
+        token = r.header("X-Next-Token").value_or("");
+        if (token.empty() || j.empty()) break;
+    }
 }
 
 void Provider::remove_orphan(const std::string& create_token) noexcept {
@@ -256,7 +274,7 @@ SandboxInfo Provider::create(const CreateSpec& spec) {
         metadata[k] = v;
     if (!spec.name.empty()) metadata[kNameKey] = spec.name;
     metadata[kTimeoutKey] = std::to_string(timeout);
-    const std::string token = random_token();
+    const std::string token = random_token(20);
     metadata[kCreateKey] = token;
     nlohmann::json env = nlohmann::json::object();
     for (const auto& [k, v] : spec.env)
@@ -327,21 +345,8 @@ std::vector<SandboxInfo> Provider::list_filtered(const Labels& only) {
         query += "&metadata=" + http::url_encode(md);
     }
     std::vector<SandboxInfo> out;
-    std::string token;
-    for (int page = 0; page < 1000; ++page) {
-        std::string what = "list sandboxes";
-        auto r = api("GET",
-                     "/v2/sandboxes" + query + (token.empty() ? "" : "&nextToken=" + http::url_encode(token)),
-                     nullptr, what);
-        http::check(r, what, kProvider);
-        nlohmann::json j = parse_body(r, what);
-        if (!j.is_array())
-            throw Error(ErrorKind::internal, what + ": the reply is not a JSON array", kProvider);
-        for (const auto& s : j)
-            out.push_back(info_from(s));
-        token = r.header("X-Next-Token").value_or("");
-        if (token.empty() || j.empty()) break;
-    }
+    for_each_listed("/v2/sandboxes" + query, "list sandboxes",
+                    [&](const nlohmann::json& s) { out.push_back(info_from(s)); });
     return out;
 }
 
@@ -450,21 +455,8 @@ SnapshotInfo Provider::create_snapshot(std::string_view id, const std::string& n
 
 std::vector<SnapshotInfo> Provider::list_snapshots() {
     std::vector<SnapshotInfo> out;
-    std::string token;
-    for (int page = 0; page < 1000; ++page) {
-        std::string what = "list snapshots";
-        auto r = api("GET",
-                     "/snapshots?limit=100" + (token.empty() ? "" : "&nextToken=" + http::url_encode(token)),
-                     nullptr, what);
-        http::check(r, what, kProvider);
-        nlohmann::json j = parse_body(r, what);
-        if (!j.is_array())
-            throw Error(ErrorKind::internal, what + ": the reply is not a JSON array", kProvider);
-        for (const auto& s : j)
-            out.push_back(snapshot_from(s));
-        token = r.header("X-Next-Token").value_or("");
-        if (token.empty() || j.empty()) break;
-    }
+    for_each_listed("/snapshots?limit=100", "list snapshots",
+                    [&](const nlohmann::json& s) { out.push_back(snapshot_from(s)); });
     return out;
 }
 
