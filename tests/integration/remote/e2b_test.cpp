@@ -2,6 +2,7 @@
 // "fakes: the official e2b SDK passes against the fake E2B": every scenario here goes through `sbox -p e2b`.
 #include <doctest/doctest.h>
 
+#include <csignal>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -184,6 +185,17 @@ TEST_CASE("e2b: exit statuses, signals, timeouts, users, working directory, deta
     CHECK(header(starts[0], "authorization") == "Basic cm9vdDo="); // "root:"
 
     CHECK(e.sbox({"exec", "-w", "/tmp", ref, "--", "pwd"}).out == "/tmp\n");
+
+    // SIGTERM to sbox is passed on to the command (envd knows SIGTERM and SIGKILL), whose status comes back.
+    e.fake.clear_requests();
+    Process p = e.w.spawn({"exec", ref, "--", "sleep", "60"});
+    REQUIRE(eventually([&] { return !e.fake.requests_to("POST", "/process.Process/Start").empty(); }));
+    p.signal(SIGTERM);
+    Result term = p.finish();
+    CHECK_MESSAGE(term.status == 143, describe(term));
+    auto signals = e.fake.requests_to("POST", "/process.Process/SendSignal");
+    REQUIRE(signals.size() == 1);
+    CHECK(signals[0].value("body", "").find("SIGNAL_SIGTERM") != std::string::npos);
 
     Result d = e.sbox({"exec", "-d", ref, "--", "sh", "-c", "sleep 1; echo done > /tmp/detached"});
     CHECK(d.status == 0);
