@@ -205,7 +205,7 @@ int stream_process(Provider& p, const Envd& envd, const ExecSpec& spec, const nl
     Outcome outcome;
 
     // The input side, for -i, -t, and signals to sbox.
-    const bool tty = spec.tty || spec.login_shell;
+    const bool tty = spec.tty;
     const bool forward_input = spec.stdin_open && !detach;
     Pipe stop, sig_pipe, win_pipe;
     std::optional<SignalCatcher> sig_catcher, win_catcher;
@@ -392,15 +392,16 @@ nlohmann::json start_request(const ExecSpec& spec) {
     nlohmann::json envs = nlohmann::json::object();
     for (const auto& [k, v] : spec.env)
         envs[k] = v;
-    const bool tty = spec.tty || spec.login_shell;
+    const bool tty = spec.tty;
     if (tty && !envs.contains("TERM")) {
         const char* term = std::getenv("TERM");
         envs["TERM"] = (term != nullptr && *term != '\0') ? term : "xterm-256color";
     }
     if (spec.login_shell) {
-        // The SDK's terminal: bash, interactive and a login shell.
+        // The SDK's terminal: bash, a login shell, interactive on a terminal (without one, with piped input, it
+        // reads commands from stdin as `docker run -i` would).
         process["cmd"] = "/bin/bash";
-        process["args"] = {"-i", "-l"};
+        process["args"] = tty ? std::vector<std::string>{"-i", "-l"} : std::vector<std::string>{"-l"};
     } else {
         if (spec.argv.empty()) throw Error(ErrorKind::usage, "no command given", kProvider);
         process["cmd"] = spec.argv.front();
