@@ -85,6 +85,9 @@ export class Proc extends EventEmitter {
   // Spawns; resolves with the host pid of the command (bwrap's child), rejects with a message.
   start(env, cwd) {
     const root = this.sandbox.root;
+    // Marks the sandbox's processes (E2B's sandboxes carry their id too): a mount namespace's number is
+    // reused once it is gone, so the number alone could name another test's process.
+    env = { ...env, E2B_SANDBOX_ID: this.sandbox.id };
     const cmd = ["/bin/sh", "-c", 'exec "$@"', "--", this.config.cmd, ...(this.config.args || [])];
     let child;
     if (this.isPty) {
@@ -192,7 +195,11 @@ export function signalSandboxProcesses(sandbox, signal) {
     let ns;
     try { ns = fs.readlinkSync(`/proc/${e}/ns/mnt`); } catch { continue; }
     const m = /\[(\d+)\]/.exec(ns);
-    if (m && sandbox.mountNamespaces.has(m[1])) { try { process.kill(Number(e), signal); } catch {} }
+    if (!m || !sandbox.mountNamespaces.has(m[1])) continue;
+    let environ;
+    try { environ = fs.readFileSync(`/proc/${e}/environ`, "latin1"); } catch { continue; }
+    if (!environ.split("\0").includes(`E2B_SANDBOX_ID=${sandbox.id}`)) continue;
+    try { process.kill(Number(e), signal); } catch {}
   }
 }
 
