@@ -71,6 +71,8 @@ LaunchSpec launch_spec(const SandboxConfig& config, const ExecRequest& request, 
         spec.tty_size = user_terminal_size();
     }
     spec.login_shell = request.login_shell;
+    spec.stdout_fd = request.stdout_fd;
+    spec.stderr_fd = request.stderr_fd;
     return spec;
 }
 
@@ -777,7 +779,8 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
     Fd supervisor = open_pidfd(state->runtime->supervisor);
     if (!supervisor) throw not_running();
 
-    SignalCatcher signals(request.tty);
+    std::optional<SignalCatcher> signals; // none: the caller handles signals (and may be one thread of many)
+    if (request.owns_process) signals.emplace(request.tty);
     Pipe errors;
     LaunchSpec spec = launch_spec(state->config, request, errors.write.get());
     Fd tty_socket, tty_socket_child; // -t: the command sends its pty's master over it
@@ -807,9 +810,16 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
                    O_RDONLY | O_CLOEXEC));
         if (!cgroupns || !alive(state->runtime->supervisor)) throw not_running();
     }
-    join_namespaces(supervisor.get(), born_inside ? CLONE_NEWCGROUP : 0);
-    pid_t child = born_inside ? fork_into_cgroup(cgroup_fd.get()) : ::fork();
-    if (child == -1) throw_errno(born_inside ? "clone3 into the sandbox's cgroup " + cgroup.path() : "fork");
+    pid_t child = -1;
+    if (request.owns_process) {
+        join_namespaces(supervisor.get(), born_inside ? CLONE_NEWCGROUP : 0);
+        child = born_inside ? fork_into_cgroup(cgroup_fd.get()) : ::fork();
+        if (child == -1)
+            throw_errno(born_inside ? "clone3 into the sandbox's cgroup " + cgroup.path() : "fork");
+    } else {
+        child = spawn_in_sandbox(supervisor.get(), born_inside ? CLONE_NEWCGROUP : 0,
+                                 born_inside ? cgroup_fd.get() : -1);
+    }
     if (child == 0) {
         int err = born_inside ? (::setns(cgroupns.get(), CLONE_NEWCGROUP) == -1 ? errno : 0)
                               : join_cgroup(cgroup_fd.get());
@@ -855,9 +865,9 @@ int Engine::exec(std::string_view id_or_name, const ExecRequest& request) {
         }
     } else {
         // (With a terminal, a signal that came meanwhile is read by wait_child: it may be a SIGWINCH.)
-        if (!request.tty)
-            if (int sig = signals.pending()) ::kill(child, sig);
-        r = wait_child(child, child_fd.get(), signals.fd(), request.timeout, true, -1, {},
+        if (!request.tty && signals)
+            if (int sig = signals->pending()) ::kill(child, sig);
+        r = wait_child(child, child_fd.get(), signals ? signals->fd() : -1, request.timeout, true, -1, {},
                        relay ? &*relay : nullptr);
         if (r.timed_out) {
             ::kill(-child, SIGKILL);

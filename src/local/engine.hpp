@@ -43,6 +43,13 @@ struct ExecRequest {
     bool tty = false;
     // `sbox shell`: argv is empty and the user's login shell runs (passwd's, else /bin/bash, else /bin/sh).
     bool login_shell = false;
+    // The command's stdout and stderr; -1: this process's.
+    int stdout_fd = -1;
+    int stderr_fd = -1;
+    // True: this process may join the sandbox's namespaces itself (it exits after exec; one fork fewer) and
+    // signals to it are passed on to the command. False: exec leaves this process as it was and its signals
+    // alone, so that it may run in any thread of a long-lived process that handles them itself.
+    bool owns_process = true;
 };
 
 // A path as the sandbox sees it (cp's decisions).

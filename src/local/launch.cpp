@@ -112,8 +112,12 @@ void launch(const LaunchSpec& spec) {
             redirect(0, "/dev/null", O_RDONLY);
             redirect(1, "/dev/null", O_WRONLY);
             redirect(2, "/dev/null", O_WRONLY);
-        } else if (!spec.stdin_open) {
-            redirect(0, "/dev/null", O_RDONLY);
+        } else {
+            if (!spec.stdin_open) redirect(0, "/dev/null", O_RDONLY);
+            if (spec.stdout_fd >= 0 && spec.stdout_fd != 1 && ::dup2(spec.stdout_fd, 1) == -1)
+                throw_errno("dup2 onto stdout");
+            if (spec.stderr_fd >= 0 && spec.stderr_fd != 2 && ::dup2(spec.stderr_fd, 2) == -1)
+                throw_errno("dup2 onto stderr");
         }
         if (spec.max_processes) {
             // The floor under the pids controller, and the default cap where there is no cgroup: the kernel

@@ -35,6 +35,9 @@ struct LaunchSpec {
     std::optional<struct winsize> tty_size;
     // argv is ignored: the user's login shell runs, as a login shell (argv[0] "-bash").
     bool login_shell = false;
+    // Put on the command's stdout and stderr (-1: left as they are).
+    int stdout_fd = -1;
+    int stderr_fd = -1;
 };
 
 [[noreturn]] void launch(const LaunchSpec& spec);

@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -102,6 +103,47 @@ void join_namespaces(int pidfd, unsigned long except) {
         if (err == ESRCH) throw Error(Error::Kind::conflict, "the sandbox's supervisor has exited");
         throw_errno("setns into the sandbox's namespaces", err);
     }
+}
+
+pid_t spawn_in_sandbox(int supervisor_pidfd, unsigned long except, int cgroup_dir) {
+    Pipe report;
+    pid_t helper = ::fork();
+    if (helper == -1) throw_errno("fork");
+    if (helper == 0) {
+        report.read.reset();
+        // Only the helper's one thread is here: it may join a user namespace, which a threaded process may
+        // not.
+        pid_t child = -1;
+        int err = 0;
+        if (::setns(supervisor_pidfd, static_cast<int>(kSandboxNamespaces & ~except)) == -1) {
+            err = errno;
+        } else {
+            struct clone_args args = {};
+            args.flags = CLONE_PARENT | (cgroup_dir >= 0 ? CLONE_INTO_CGROUP : 0);
+            args.cgroup = static_cast<std::uint64_t>(cgroup_dir >= 0 ? cgroup_dir : 0);
+            args.exit_signal = SIGCHLD;
+            child = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+            if (child == 0) return 0;
+            if (child == -1) err = errno;
+        }
+        std::int32_t reply[2] = {child, err};
+        ::_exit(::write(report.write.get(), reply, sizeof reply) == sizeof reply ? 0 : 1);
+    }
+    report.write.reset();
+    std::int32_t reply[2] = {-1, EIO};
+    ssize_t n;
+    while ((n = ::read(report.read.get(), reply, sizeof reply)) == -1 && errno == EINTR) {
+    }
+    while (::waitpid(helper, nullptr, 0) == -1 && errno == EINTR) {
+    }
+    if (n != sizeof reply) throw Error(Error::Kind::internal, "the helper that starts the command failed");
+    if (reply[0] <= 0) {
+        if (reply[1] == ESRCH) throw Error(Error::Kind::conflict, "the sandbox's supervisor has exited");
+        throw_errno(cgroup_dir >= 0 ? "join the sandbox and clone3 into its cgroup"
+                                    : "join the sandbox and clone",
+                    reply[1]);
+    }
+    return reply[0];
 }
 
 } // namespace sbox::local

@@ -42,6 +42,12 @@ pid_t clone_into_namespaces(unsigned long flags, Fd& pidfd, int cgroup_fd = -1);
 // `except`: namespace flags to leave out (joined later, for example by a child: see Engine::exec).
 void join_namespaces(int pidfd, unsigned long except = 0);
 
+// fork(), but born in the sandbox's namespaces (all but `except`) and, with `cgroup_dir` >= 0, in that
+// cgroup2 directory, while the caller stays where it is and may have threads: a forked helper joins the
+// namespaces and clones the child as the caller's own (CLONE_PARENT), so the caller waits for it as for its
+// fork. Returns 0 in the child. Costs one fork more than join_namespaces + fork.
+pid_t spawn_in_sandbox(int supervisor_pidfd, unsigned long except, int cgroup_dir = -1);
+
 } // namespace sbox::local
 
 namespace sbox::local {

@@ -368,11 +368,10 @@ void Store::add(const SandboxConfig& config) const {
     std::string tmp = paths_.data + "/sandboxes/.new-" + config.id + ".tmp." + std::to_string(::getpid());
     // Root's sandboxes: their supervisor, once it has the sandbox's host ids, walks from this directory into
     // fs/ (which it owns); it can pass through but not list or read anything here.
-    mode_t old_umask = ::umask(0);
-    int made = ::mkdir(tmp.c_str(), config.rootless ? 0700 : 0711);
-    int err = errno;
-    ::umask(old_umask);
-    if (made == -1) throw_errno("mkdir " + tmp, err);
+    // (chmod, not umask(0): the umask is the whole process's, and other threads may be creating files.)
+    const mode_t mode = config.rootless ? 0700 : 0711;
+    if (::mkdir(tmp.c_str(), mode) == -1) throw_errno("mkdir " + tmp);
+    if (::chmod(tmp.c_str(), mode) == -1) throw_errno("chmod " + tmp);
     try {
         Fd fd(::open((tmp + "/sandbox.json").c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
         if (!fd || !write_all(fd.get(), config_json(config).dump()))

@@ -2,6 +2,7 @@
 #include "providers/local.hpp"
 
 #include <sys/statvfs.h>
+#include <sys/utsname.h>
 
 #include "local/engine.hpp"
 #include "local/seccomp.hpp"
@@ -223,6 +224,9 @@ local::ExecRequest exec_request(const ExecSpec& spec) {
     r.timeout = spec.timeout;
     r.tty = spec.tty;
     r.login_shell = spec.login_shell;
+    r.stdout_fd = spec.stdout_fd;
+    r.stderr_fd = spec.stderr_fd;
+    r.owns_process = spec.owns_process;
     return r;
 }
 
@@ -265,6 +269,12 @@ class LocalProvider final : public Provider {
                 Capability::exec_tty};
     }
     bool configured(std::string&) const override { return true; }
+    nlohmann::json about() const override {
+        nlohmann::json j = {{"engine", "sbox " SBOX_VERSION " (built in)"}};
+        struct utsname u {};
+        if (::uname(&u) == 0) j["kernel"] = std::string(u.sysname) + " " + u.release;
+        return j;
+    }
 
     SandboxInfo create(const CreateSpec& spec) override {
         return translate([&] { return info_of(engine().create(create_request(spec))); });

@@ -19,7 +19,7 @@
 
 #include "providers/provider.hpp"
 
-#define SBOX_MODULE_ABI_VERSION 3u
+#define SBOX_MODULE_ABI_VERSION 4u
 
 namespace sbox {
 class Config;

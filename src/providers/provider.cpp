@@ -1,6 +1,8 @@
 // Names of error kinds and capabilities, and the default Provider::run (create, exec, kill) with its cleanup
-// on SIGINT/SIGTERM/SIGHUP.
+// on SIGINT/SIGTERM/SIGHUP (guard.hpp).
 #include "providers/provider.hpp"
+
+#include "providers/guard.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -111,177 +113,6 @@ std::vector<std::string> Capabilities::names() const {
 
 namespace {
 
-// Interrupt handling for Provider::run. SIGINT, SIGTERM and SIGHUP are caught while at least one run is in
-// progress (several threads may run at once, e.g. a benchmark); the handler only records the signal and wakes
-// a watcher thread through a pipe, and the watcher removes every sandbox whose run is under way. Signals that
-// were ignored when the first run started (nohup, background jobs) stay ignored.
-constexpr int watched_signals[] = {SIGINT, SIGTERM, SIGHUP};
-
-struct RunState {
-    std::mutex mutex;
-    Provider* provider = nullptr;
-    std::string id; // empty until create returned
-    bool removed = false;
-    int signal = 0;
-};
-
-// Removes the sandbox once; errors (and "already gone") are swallowed: this is cleanup.
-void remove_quietly(RunState& st) {
-    if (st.removed || st.id.empty()) return;
-    st.removed = true;
-    try {
-        st.provider->kill(st.id);
-    } catch (...) {
-    }
-}
-
-class InterruptHub {
-  public:
-    static InterruptHub& instance() {
-        static InterruptHub hub; // constructed on first run, not at start-up
-        return hub;
-    }
-
-    void enter(const std::shared_ptr<RunState>& st) {
-        std::lock_guard lock(mutex_);
-        if (runs_.empty()) install();
-        runs_.push_back(st);
-        int pending = pending_.load();
-        if (pending != 0) {
-            std::lock_guard l(st->mutex);
-            st->signal = pending;
-        }
-    }
-
-    void leave(const std::shared_ptr<RunState>& st) {
-        std::lock_guard lock(mutex_);
-        std::erase(runs_, st);
-        if (runs_.empty()) uninstall();
-    }
-
-  private:
-    static void on_signal(int sig) {
-        int saved = errno;
-        int expected = 0;
-        pending_.compare_exchange_strong(expected, sig);
-        char byte = static_cast<char>(sig);
-        [[maybe_unused]] auto n = ::write(write_fd_.load(), &byte, 1);
-        errno = saved;
-    }
-
-    void install() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) return; // without the pipe, signals keep their default effect
-        read_fd_ = fds[0];
-        write_fd_.store(fds[1]);
-        pending_.store(0);
-        watcher_ = std::thread([this, fd = fds[0]] { watch(fd); });
-        for (std::size_t i = 0; i < std::size(watched_signals); ++i) {
-            struct sigaction old {};
-            ::sigaction(watched_signals[i], nullptr, &old);
-            saved_[i] = old;
-            installed_[i] = old.sa_handler != SIG_IGN;
-            if (!installed_[i]) continue;
-            struct sigaction sa {};
-            sa.sa_handler = &InterruptHub::on_signal;
-            sigemptyset(&sa.sa_mask);
-            sa.sa_flags = SA_RESTART;
-            ::sigaction(watched_signals[i], &sa, nullptr);
-        }
-        active_ = true;
-    }
-
-    void uninstall() {
-        if (!active_) return;
-        for (std::size_t i = 0; i < std::size(watched_signals); ++i)
-            if (installed_[i]) ::sigaction(watched_signals[i], &saved_[i], nullptr);
-        char quit = 0;
-        [[maybe_unused]] auto n = ::write(write_fd_.load(), &quit, 1);
-        watcher_.join();
-        ::close(write_fd_.exchange(-1));
-        ::close(read_fd_);
-        read_fd_ = -1;
-        active_ = false;
-    }
-
-    void watch(int fd) {
-        for (;;) {
-            char byte = 0;
-            ssize_t n = ::read(fd, &byte, 1);
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0 || byte == 0) return;
-            std::vector<std::shared_ptr<RunState>> runs;
-            {
-                std::lock_guard lock(mutex_);
-                runs = runs_;
-            }
-            for (auto& st : runs) {
-                std::lock_guard l(st->mutex);
-                if (st->signal == 0) st->signal = static_cast<unsigned char>(byte);
-                remove_quietly(*st);
-            }
-        }
-    }
-
-    std::mutex mutex_;
-    std::vector<std::shared_ptr<RunState>> runs_;
-    std::thread watcher_;
-    int read_fd_ = -1;
-    static inline std::atomic<int> write_fd_{-1};
-    static inline std::atomic<int> pending_{0};
-    struct sigaction saved_[std::size(watched_signals)]{};
-    bool installed_[std::size(watched_signals)] = {};
-    bool active_ = false;
-};
-
-class RunGuard {
-  public:
-    explicit RunGuard(Provider& p) : st_(std::make_shared<RunState>()) {
-        st_->provider = &p;
-        InterruptHub::instance().enter(st_);
-    }
-    ~RunGuard() {
-        {
-            std::lock_guard l(st_->mutex);
-            remove_quietly(*st_);
-        }
-        InterruptHub::instance().leave(st_);
-    }
-    RunGuard(const RunGuard&) = delete;
-    RunGuard& operator=(const RunGuard&) = delete;
-
-    // Records the sandbox; returns the signal that arrived meanwhile (0: none).
-    int created(const std::string& id) {
-        std::lock_guard l(st_->mutex);
-        st_->id = id;
-        if (st_->signal != 0) remove_quietly(*st_);
-        return st_->signal;
-    }
-    int signal() {
-        std::lock_guard l(st_->mutex);
-        return st_->signal;
-    }
-    // Someone else is now responsible for removing the sandbox (a detached run).
-    void release() {
-        std::lock_guard l(st_->mutex);
-        st_->removed = true;
-    }
-    // Removes the sandbox now; a failure other than "already gone" is reported.
-    void remove() {
-        std::lock_guard l(st_->mutex);
-        if (st_->removed) return;
-        st_->removed = true;
-        try {
-            st_->provider->kill(st_->id);
-        } catch (const Error& e) {
-            if (e.kind() != ErrorKind::not_found) throw;
-        }
-    }
-
-  private:
-    std::shared_ptr<RunState> st_;
-};
-
 // `run -d`: like `docker run -d --rm`. A background process (detached from the terminal, its own session,
 // stdio on /dev/null) runs the command to its end and then removes the sandbox; the caller returns at once.
 int run_detached(Provider& p, const std::string& id, const ExecSpec& exec) {
@@ -294,7 +125,7 @@ int run_detached(Provider& p, const std::string& id, const ExecSpec& exec) {
         ::setsid();
         pid_t grandchild = ::fork();
         if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
-        for (int sig : watched_signals)
+        for (int sig : kGuardedSignals)
             ::signal(sig, SIG_DFL);
         int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
@@ -329,7 +160,7 @@ int run_detached(Provider& p, const std::string& id, const ExecSpec& exec) {
 } // namespace
 
 int Provider::run(const CreateSpec& create_spec, const ExecSpec& exec_spec, RunObserver& observer) {
-    RunGuard guard(*this);
+    SandboxGuard guard(*this);
     SandboxInfo info = create(create_spec);
     if (int sig = guard.created(info.id)) return 128 + sig;
     observer.created(info);
@@ -365,6 +196,10 @@ namespace {
                 std::string(p.name()));
 }
 } // namespace
+
+nlohmann::json Provider::about() const {
+    return nlohmann::json::object();
+}
 
 std::vector<SandboxInfo> Provider::list_filtered(const Labels&) {
     return list();

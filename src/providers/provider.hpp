@@ -143,6 +143,15 @@ struct ExecSpec {
     bool tty = false;
     // `sbox shell`: argv is empty; the user's login shell runs, as a login shell.
     bool login_shell = false;
+    // Where the command's stdout and stderr go; -1: the CLI process's own. `sbox bench` reads them from
+    // pipes.
+    int stdout_fd = -1;
+    int stderr_fd = -1;
+    // True (a one-shot CLI process): exec may catch the signals sent to sbox and pass them on to the command,
+    // and may change the process for good (the local provider joins the sandbox's namespaces in it, which
+    // spares a fork). False (`sbox bench`): exec is one call of many in a long-lived process that may have
+    // several threads calling it at once; it leaves the process as it found it and signals to the caller.
+    bool owns_process = true;
 };
 
 struct SandboxInfo {
@@ -211,6 +220,9 @@ class Provider {
     virtual Capabilities capabilities() const = 0;
     // Whether credentials/settings are present; when not, `why` says what is missing and how to fix it.
     virtual bool configured(std::string& why) const = 0;
+    // What to record about the provider next to measurements of it (`sbox bench`'s JSON): versions and
+    // endpoints as far as known, never a secret. The default is an empty object.
+    virtual nlohmann::json about() const;
 
     // Returns once the sandbox is ready for exec.
     virtual SandboxInfo create(const CreateSpec& spec) = 0;

@@ -55,6 +55,7 @@ class Provider final : public sbox::Provider {
     std::string_view name() const override { return "e2b"; }
     Capabilities capabilities() const override;
     bool configured(std::string& why) const override;
+    nlohmann::json about() const override;
 
     SandboxInfo create(const CreateSpec& spec) override;
     std::vector<SandboxInfo> list() override;
@@ -97,8 +98,9 @@ class Provider final : public sbox::Provider {
 
     Settings settings_;
     std::unique_ptr<http::Client> client_;
-    std::mutex mutex_;
+    mutable std::mutex mutex_;
     std::map<std::string, Envd, std::less<>> envd_cache_; // sandboxes this process created or looked up
+    std::string envd_version_;                            // the last created sandbox's, for about()
 };
 
 // The command's run through envd's process.Process/Start (exec.cpp).

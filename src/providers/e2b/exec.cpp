@@ -210,9 +210,13 @@ int stream_process(Provider& p, const Envd& envd, const ExecSpec& spec, const nl
     Pipe stop, sig_pipe, win_pipe;
     std::optional<SignalCatcher> sig_catcher, win_catcher;
     std::optional<local::RawTerminal> raw;
-    if (!detach) {
+    // Signals to sbox are the caller's business unless exec owns the process (see ExecSpec::owns_process).
+    const bool catch_signals = !detach && spec.owns_process;
+    if (catch_signals) {
         sig_catcher.emplace(std::initializer_list<int>{SIGINT, SIGTERM, SIGHUP, SIGQUIT}, &on_exec_signal,
                             signal_pipe_write, sig_pipe.w);
+    }
+    if (!detach) {
         if (tty)
             win_catcher.emplace(std::initializer_list<int>{SIGWINCH}, &on_window_change, window_pipe_write,
                                 win_pipe.w);
@@ -288,7 +292,7 @@ int stream_process(Provider& p, const Envd& envd, const ExecSpec& spec, const nl
         }
     };
     std::thread input_thread;
-    if (!detach) input_thread = std::thread(input);
+    if (catch_signals || forward_input || (tty && !detach)) input_thread = std::thread(input);
     auto finish_input = [&] {
         {
             std::lock_guard lock(mutex);
@@ -398,8 +402,8 @@ nlohmann::json start_request(const ExecSpec& spec) {
         envs["TERM"] = (term != nullptr && *term != '\0') ? term : "xterm-256color";
     }
     if (spec.login_shell) {
-        // The SDK's terminal: bash, a login shell, interactive on a terminal (without one, with piped input, it
-        // reads commands from stdin as `docker run -i` would).
+        // The SDK's terminal: bash, a login shell, interactive on a terminal (without one, with piped input,
+        // it reads commands from stdin as `docker run -i` would).
         process["cmd"] = "/bin/bash";
         process["args"] = tty ? std::vector<std::string>{"-i", "-l"} : std::vector<std::string>{"-l"};
     } else {
@@ -470,8 +474,11 @@ std::string basic_user(std::string_view user) {
 }
 
 int run_process(Provider& provider, const Envd& envd, const ExecSpec& spec) {
-    std::fflush(stdout);
-    return stream_process(provider, envd, spec, start_request(spec), Sink{}, spec.detach);
+    Sink sink;
+    if (spec.stdout_fd >= 0) sink.out_fd = spec.stdout_fd;
+    if (spec.stderr_fd >= 0) sink.err_fd = spec.stderr_fd;
+    if (spec.stdout_fd < 0) std::fflush(stdout);
+    return stream_process(provider, envd, spec, start_request(spec), sink, spec.detach);
 }
 
 Captured run_captured(Provider& provider, const Envd& envd, const std::vector<std::string>& argv,

@@ -227,6 +227,14 @@ Envd Provider::envd(std::string_view id) {
     return envd_cache_.at(std::string(id));
 }
 
+nlohmann::json Provider::about() const {
+    nlohmann::json j = {{"api_url", settings_.api_url}, {"domain", settings_.domain}};
+    if (!settings_.sandbox_url.empty()) j["sandbox_url"] = settings_.sandbox_url;
+    std::lock_guard lock(mutex_);
+    if (!envd_version_.empty()) j["envd_version"] = envd_version_;
+    return j;
+}
+
 SandboxInfo Provider::info_from(const nlohmann::json& j) const {
     SandboxInfo info;
     info.provider = kProvider;
@@ -325,6 +333,10 @@ SandboxInfo Provider::create(const CreateSpec& spec) {
     info.created_at = now_seconds();
     info.expires_at = info.created_at + timeout;
     info.labels = spec.labels;
+    {
+        std::lock_guard lock(mutex_);
+        envd_version_ = string_or(j, "envdVersion");
+    }
     info.details = {{"templateID", string_or(j, "templateID", tmpl)},
                     {"envdVersion", string_or(j, "envdVersion")},
                     {"timeout_seconds", timeout}};
