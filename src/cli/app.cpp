@@ -51,6 +51,7 @@ int run(std::vector<std::string> args, Registry& registry) {
     setup_cp(app, ctx);
     setup_snapshot(app, ctx);
     setup_pause(app, ctx);
+    setup_bench(app, ctx);
     setup_providers(app, ctx);
     setup_version(app, ctx);
 

@@ -21,6 +21,7 @@ CLI::App* setup_kill(CLI::App& app, Context& ctx);
 CLI::App* setup_cp(CLI::App& app, Context& ctx);
 CLI::App* setup_snapshot(CLI::App& app, Context& ctx);
 void setup_pause(CLI::App& app, Context& ctx);
+CLI::App* setup_bench(CLI::App& app, Context& ctx);
 CLI::App* setup_providers(CLI::App& app, Context& ctx);
 CLI::App* setup_version(CLI::App& app, Context& ctx);
 

@@ -487,6 +487,9 @@ void start_monitored(const Store& store, const SandboxConfig& config, const Supe
         ::setsid();
         ::signal(SIGPIPE, SIG_IGN);
         ::signal(SIGHUP, SIG_IGN);
+        // Nor the caller's handlers (a long-lived caller such as sbox bench catches SIGTERM and SIGINT).
+        ::signal(SIGTERM, SIG_DFL);
+        ::signal(SIGINT, SIG_DFL);
         int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
         for (int fd = 0; fd < 3; ++fd)
             ::dup2(null, fd);

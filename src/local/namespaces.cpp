@@ -121,7 +121,8 @@ pid_t spawn_in_sandbox(int supervisor_pidfd, unsigned long except, int cgroup_di
             struct clone_args args = {};
             args.flags = CLONE_PARENT | (cgroup_dir >= 0 ? CLONE_INTO_CGROUP : 0);
             args.cgroup = static_cast<std::uint64_t>(cgroup_dir >= 0 ? cgroup_dir : 0);
-            args.exit_signal = SIGCHLD;
+            // clone3 wants no exit signal with CLONE_PARENT: the child takes the helper's, SIGCHLD.
+            args.exit_signal = 0;
             child = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
             if (child == 0) return 0;
             if (child == -1) err = errno;

@@ -4,6 +4,8 @@
 #include <sys/statvfs.h>
 #include <sys/utsname.h>
 
+#include <mutex>
+
 #include "local/engine.hpp"
 #include "local/seccomp.hpp"
 #include "local/supervisor.hpp"
@@ -365,13 +367,16 @@ class LocalProvider final : public Provider {
 
   private:
     // Created on first use: `sbox providers` and `sbox version` never touch the state directories.
+    // (Under a lock: sbox bench calls create from several threads at once.)
     local::Engine& engine() {
+        std::lock_guard lock(engine_mutex_);
         if (!engine_) {
             local::set_tracing(verbose());
             engine_.emplace(local::Paths{data_dir().string(), runtime_dir().string()}, &local_archiver);
         }
         return *engine_;
     }
+    std::mutex engine_mutex_;
     std::optional<local::Engine> engine_;
 };
 
