@@ -1,13 +1,15 @@
 // sbox bench [-p P1,P2,...] [-n RUNS] [--warmup N] [--concurrency C] [--image IMG] [--command CMD]
-//            [--exec-repeat K] [--seed N] [--export-json F] [--export-csv F] [--export-markdown F] [--export-svg F]
-// How fast each provider gives a working sandbox, measured here and now through the Provider interface: a table
-// like hyperfine's on stdout (the JSON export with --json), a progress line on stderr while it runs. The engine
-// is in bench/: runner (measurement), stats, report (tables and exports), chart and svg.
+//            [--exec-repeat K] [--seed N] [--export-json F] [--export-csv F] [--export-markdown F]
+//            [--export-svg F]
+// How fast each provider gives a working sandbox, measured here and now through the Provider interface: a
+// table like hyperfine's on stdout (the JSON export with --json), a progress line on stderr while it runs.
+// The engine is in bench/: runner (measurement), stats, report (tables and exports), chart and svg.
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -53,8 +55,7 @@ std::vector<std::string> split_list(const std::string& text) {
 void write_export(const std::string& path, const std::string& content) {
     std::string tmp = path + ".tmp." + std::to_string(::getpid());
     int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1)
-        throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
+    if (fd == -1) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
     std::size_t done = 0;
     while (done < content.size()) {
         ssize_t n = ::write(fd, content.data() + done, content.size() - done);
@@ -96,7 +97,8 @@ std::vector<bench::Target> targets(Context& ctx, const BenchOptions& opt) {
     const bool chosen = !ctx.global.provider.empty();
     if (chosen) {
         names = split_list(ctx.global.provider);
-        if (names.empty()) throw Error(ErrorKind::usage, "-p: give one or more providers, separated by commas");
+        if (names.empty())
+            throw Error(ErrorKind::usage, "-p: give one or more providers, separated by commas");
         for (const auto& n : names)
             if (!ctx.registry.contains(n))
                 throw Error(ErrorKind::usage, "-p: unknown provider '" + n + "' (see sbox providers)");
@@ -122,8 +124,10 @@ std::vector<bench::Target> targets(Context& ctx, const BenchOptions& opt) {
         t.create = with_provider(n, [&] { return build_create_spec(flags, {}, *t.provider); });
         t.create.labels["sbox-bench"] = "true";
         if (!t.provider->capabilities().has(Capability::labels)) t.create.labels.clear();
-        // A benchmark that dies (power, SIGKILL) leaves nothing running for long where the provider can say so.
-        if (t.provider->capabilities().has(Capability::lifetime)) t.create.lifetime = std::chrono::minutes(10);
+        // A benchmark that dies (power, SIGKILL) leaves nothing running for long where the provider can say
+        // so.
+        if (t.provider->capabilities().has(Capability::lifetime))
+            t.create.lifetime = std::chrono::minutes(10);
         out.push_back(std::move(t));
     }
     return out;
@@ -144,7 +148,8 @@ int run_bench(const BenchOptions& opt, Context& ctx) {
 
     std::vector<bench::Target> chosen = targets(ctx, opt);
     if (chosen.empty())
-        throw Error(ErrorKind::invalid, "no provider is configured to benchmark (see sbox providers, or -p local)");
+        throw Error(ErrorKind::invalid,
+                    "no provider is configured to benchmark (see sbox providers, or -p local)");
 
     bench::Settings settings;
     for (const auto& t : chosen)
@@ -176,24 +181,27 @@ int run_bench(const BenchOptions& opt, Context& ctx) {
     bench::Results results = bench::run(settings, std::move(chosen), progress);
     if (live) std::cerr << "\r\033[K" << std::flush;
 
-    bench::Summary summary = bench::summarize(results);
+    bench::Summary summary = bench::summary_of(results);
     if (ctx.global.json)
         std::cout << bench::export_json(results, summary).dump(2) << '\n';
     else
         std::cout << bench::render_terminal(results, summary, ::isatty(1) == 1, terminal_width());
     std::cout.flush();
-    if (!opt.json_file.empty()) write_export(opt.json_file, bench::export_json(results, summary).dump(2) + "\n");
+    if (!opt.json_file.empty())
+        write_export(opt.json_file, bench::export_json(results, summary).dump(2) + "\n");
     if (!opt.csv_file.empty()) write_export(opt.csv_file, bench::export_csv(results));
     if (!opt.markdown_file.empty()) write_export(opt.markdown_file, bench::export_markdown(results, summary));
     if (!opt.svg_file.empty()) write_export(opt.svg_file, bench::export_svg(results, summary));
 
     if (!results.leaked.empty())
-        throw Error(ErrorKind::internal, std::to_string(results.leaked.size()) +
-                                             " sandboxes could not be removed (see above): remove them with sbox kill");
+        throw Error(ErrorKind::internal,
+                    std::to_string(results.leaked.size()) +
+                        " sandboxes could not be removed (see above): remove them with sbox kill");
     if (results.interrupted_by)
-        throw Error(ErrorKind::internal, std::string("interrupted (signal ") + std::to_string(results.interrupted_by) +
-                                             "); every sandbox it created is removed, and the results are of "
-                                             "the rounds that finished");
+        throw Error(ErrorKind::internal, std::string("interrupted by SIG") +
+                                             ::sigabbrev_np(results.interrupted_by) +
+                                             ": every sandbox it created is removed; the results are of the "
+                                             "rounds that finished");
     for (const auto& p : summary.providers)
         if (p.ok == 0)
             throw Error(ErrorKind::unavailable, "no sandbox of " + p.name + " worked (see the errors above)",
@@ -206,7 +214,8 @@ int run_bench(const BenchOptions& opt, Context& ctx) {
 CLI::App* setup_bench(CLI::App& app, Context& ctx) {
     auto opt = std::make_shared<BenchOptions>();
     CLI::App* sub = app.add_subcommand(
-        "bench", "Measure how fast providers give a working sandbox (-p P1,P2; default: every configured one)");
+        "bench",
+        "Measure how fast providers give a working sandbox (-p P1,P2; default: every configured one)");
     sub->fallthrough();
     sub->add_option("-n,--runs", opt->runs, "Measured rounds (default 10)");
     sub->add_option("--warmup", opt->warmup, "Rounds before them, recorded but not counted (default 1)");
@@ -215,7 +224,8 @@ CLI::App* setup_bench(CLI::App& app, Context& ctx) {
     sub->add_option("--image", opt->image, "What to create each sandbox from (default: each provider's own)");
     sub->add_option("--command", opt->command,
                     "The command each sandbox runs, by its shell (default: echo sbox-bench)");
-    sub->add_option("--exec-repeat", opt->exec_repeat, "How often it runs again on the warm sandbox (default 3)");
+    sub->add_option("--exec-repeat", opt->exec_repeat,
+                    "How often it runs again on the warm sandbox (default 3)");
     sub->add_option("--seed", opt->seed, "Seed of the rounds' shuffled provider order (default: random)");
     sub->add_option("--export-json", opt->json_file, "Write every raw sample and the summary as JSON");
     sub->add_option("--export-csv", opt->csv_file, "Write every sample as CSV (one row per timing)");

@@ -81,7 +81,8 @@ std::string draw_box_chart(const Results& results, const Summary& summary, int w
             continue;
         }
         std::vector<std::string> cells(static_cast<std::size_t>(cols), " ");
-        int a = column(st.min), b = column(st.max), q1 = column(st.p25), q3 = column(st.p75), m = column(st.p50);
+        int a = column(st.min), b = column(st.max), q1 = column(st.p25), q3 = column(st.p75),
+            m = column(st.p50);
         for (int c = a; c <= b; ++c)
             cells[static_cast<std::size_t>(c)] = "─";
         for (int c = q1; c <= q3; ++c)

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -23,7 +24,8 @@ bool counted(const Sample& s) {
 
 std::string percent(double fraction) {
     char buf[16];
-    std::snprintf(buf, sizeof buf, fraction == 1 || fraction == 0 ? "%.0f%%" : "%.1f%%", fraction * 100);
+    double pct = fraction * 100;
+    std::snprintf(buf, sizeof buf, std::fabs(pct - std::round(pct)) < 1e-9 ? "%.0f%%" : "%.1f%%", pct);
     return buf;
 }
 
@@ -41,17 +43,9 @@ std::string pad_right(const std::string& s, std::size_t w) {
     return s.size() >= w ? s : s + std::string(w - s.size(), ' ');
 }
 
-const char* signal_name(int sig) {
-    switch (sig) {
-    case 1:
-        return "SIGHUP";
-    case 2:
-        return "SIGINT";
-    case 15:
-        return "SIGTERM";
-    default:
-        return "a signal";
-    }
+std::string signal_name(int sig) {
+    const char* abbrev = ::sigabbrev_np(sig);
+    return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
 }
 
 // The rows of one provider's table: a label and its statistics (in ms).
@@ -92,7 +86,7 @@ std::vector<double> phase_samples(const Results& results, const std::string& pro
     return out;
 }
 
-Summary summarize(const Results& results) {
+Summary summary_of(const Results& results) {
     Summary sum;
     for (const auto& name : results.settings.providers) {
         ProviderSummary p;
@@ -132,18 +126,22 @@ Summary summarize(const Results& results) {
     // Warnings: what the numbers cannot carry.
     for (const auto& p : sum.providers) {
         if (p.attempted > 0 && p.ok == 0)
-            sum.warnings.push_back(p.name + ": every sandbox failed; there is nothing to time (see the errors above)");
+            sum.warnings.push_back(p.name +
+                                   ": every sandbox failed; there is nothing to time (see the errors above)");
         if (p.silent > 0)
             sum.warnings.push_back(p.name + ": the command printed nothing in " + std::to_string(p.silent) +
                                    " sandboxes, so their time to first exec runs to the command's end (give "
                                    "--command one that prints)");
+    }
+    std::string outliers;
+    for (const auto& p : sum.providers)
         for (const auto& [phase, st] : p.phases)
             if (st.outliers > 0)
-                sum.warnings.push_back(p.name + " " + title_of(phase) + ": " + std::to_string(st.outliers) +
-                                       " of " + std::to_string(st.n) +
-                                       " samples are outliers (modified z-score above 3.5); something else "
-                                       "disturbed those runs (see the raw samples with --export-json)");
-    }
+                outliers += (outliers.empty() ? "" : ", ") + p.name + " " + title_of(phase) + " " +
+                            std::to_string(st.outliers) + " of " + std::to_string(st.n);
+    if (!outliers.empty())
+        sum.warnings.push_back("outliers (modified z-score above 3.5): " + outliers +
+                               "; something else disturbed those runs (the raw samples: --export-json)");
     std::string thin;
     std::size_t least = SIZE_MAX;
     for (const auto& p : sum.providers) {
@@ -160,9 +158,11 @@ Summary summarize(const Results& results) {
             }
         }
         if (!thin.empty())
-            sum.warnings.push_back("too few runs for " + thin + ": a percentile p needs 100/(100-p) samples (p90: 10, "
-                                   "p95: 20, p99: 100) before it is more than the largest value; this run has " +
-                                   std::to_string(least) + " per provider (raise -n)");
+            sum.warnings.push_back(
+                "too few runs for " + thin +
+                ": a percentile p needs 100/(100-p) samples (p90: 10, "
+                "p95: 20, p99: 100) before it is more than the largest value; this run has " +
+                std::to_string(least) + " per provider (raise -n)");
     }
 
     // Comparisons of the headline figure, the fastest provider (by median) against each other one.
@@ -179,17 +179,17 @@ Summary summarize(const Results& results) {
             auto b = phase_samples(results, p.name, Phase::first_exec);
             auto r = median_ratio(a, b);
             if (!r) continue;
-            std::string medians = "medians " + format_ms(fastest->phases.at(Phase::first_exec).p50) + " and " +
-                                  format_ms(p.phases.at(Phase::first_exec).p50);
+            std::string medians = "medians " + format_ms(fastest->phases.at(Phase::first_exec).p50) +
+                                  " and " + format_ms(p.phases.at(Phase::first_exec).p50);
             if (r->low <= 1.0)
                 sum.comparisons.push_back(fastest->name + " and " + p.name +
-                                          " cannot be told apart to first exec (ratio " + ratio_text(r->value) +
-                                          ", 95% interval " + ratio_text(r->low) + "-" + ratio_text(r->high) +
-                                          " holds 1; " + medians + ")");
+                                          " cannot be told apart to first exec (ratio " +
+                                          ratio_text(r->value) + ", 95% interval " + ratio_text(r->low) +
+                                          "-" + ratio_text(r->high) + " holds 1; " + medians + ")");
             else
-                sum.comparisons.push_back(fastest->name + " was " + ratio_text(r->value) + " faster than " + p.name +
-                                          " to first exec (95% interval " + ratio_text(r->low) + "-" +
-                                          ratio_text(r->high) + "; " + medians + ")");
+                sum.comparisons.push_back(fastest->name + " was " + ratio_text(r->value) + " faster than " +
+                                          p.name + " to first exec (95% interval " + ratio_text(r->low) +
+                                          "-" + ratio_text(r->high) + "; " + medians + ")");
         }
     }
     return sum;
@@ -220,8 +220,9 @@ std::string render_terminal(const Results& results, const Summary& summary, bool
                 rows.push_back({label, "0", "-", "-", "-", "-", "-", "-", "-"});
                 continue;
             }
-            rows.push_back({label, std::to_string(st->n), format_ms(st->min), format_ms(st->p50), format_ms(st->p90),
-                            format_ms(st->p95), format_ms(st->p99), format_ms(st->max), mean_sd(*st)});
+            rows.push_back({label, std::to_string(st->n), format_ms(st->min), format_ms(st->p50),
+                            format_ms(st->p90), format_ms(st->p95), format_ms(st->p99), format_ms(st->max),
+                            mean_sd(*st)});
         }
         std::vector<std::size_t> w(header.size(), 0);
         for (std::size_t i = 0; i < header.size(); ++i) {
@@ -241,7 +242,8 @@ std::string render_terminal(const Results& results, const Summary& summary, bool
             line(r);
         if (p.per_second && p.per_second->n > 0) {
             char buf[96];
-            std::snprintf(buf, sizeof buf, "  sandboxes ready per second: %.1f (median of %zu bursts; %.1f-%.1f)\n",
+            std::snprintf(buf, sizeof buf,
+                          "  sandboxes ready per second: %.1f (median of %zu bursts; %.1f-%.1f)\n",
                           p.per_second->p50, p.per_second->n, p.per_second->min, p.per_second->max);
             out += buf;
         }
@@ -292,15 +294,16 @@ nlohmann::json machine_json() {
     m["cpu"] = read_first_line_with("/proc/cpuinfo", "model name");
     m["cpus"] = std::thread::hardware_concurrency();
     long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-    if (pages > 0 && page > 0) m["memory_bytes"] = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
+    if (pages > 0 && page > 0)
+        m["memory_bytes"] = static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page);
     return m;
 }
 
 nlohmann::json stats_json(const Stats& s) {
     if (s.n == 0) return {{"n", 0}};
-    return {{"n", s.n},       {"min", s.min},       {"p25", s.p25}, {"p50", s.p50},
-            {"p75", s.p75},   {"p90", s.p90},       {"p95", s.p95}, {"p99", s.p99},
-            {"max", s.max},   {"mean", s.mean},     {"stddev", s.stddev}, {"outliers", s.outliers}};
+    return {{"n", s.n},     {"min", s.min},   {"p25", s.p25},       {"p50", s.p50},
+            {"p75", s.p75}, {"p90", s.p90},   {"p95", s.p95},       {"p99", s.p99},
+            {"max", s.max}, {"mean", s.mean}, {"stddev", s.stddev}, {"outliers", s.outliers}};
 }
 
 nlohmann::json optional_ms(const std::optional<double>& v) {
@@ -311,7 +314,8 @@ std::string iso_time(double unix_seconds) {
     auto whole = static_cast<std::int64_t>(std::floor(unix_seconds));
     std::string s = rfc3339(whole);
     char ms[8];
-    std::snprintf(ms, sizeof ms, ".%03d", static_cast<int>((unix_seconds - static_cast<double>(whole)) * 1000));
+    std::snprintf(ms, sizeof ms, ".%03d",
+                  static_cast<int>((unix_seconds - static_cast<double>(whole)) * 1000));
     return s.substr(0, s.size() - 1) + ms + "Z";
 }
 
@@ -343,10 +347,11 @@ nlohmann::json export_json(const Results& results, const Summary& summary) {
     j["started_at"] = iso_time(results.started_at);
     j["finished_at"] = iso_time(results.finished_at);
     j["interrupted_by"] = results.interrupted_by ? json(signal_name(results.interrupted_by)) : json();
-    j["settings"] = {{"providers", set.providers}, {"runs", set.runs},
-                     {"warmup", set.warmup},       {"concurrency", set.concurrency},
-                     {"exec_repeat", set.exec_repeat}, {"image", set.image.empty() ? json() : json(set.image)},
-                     {"command", set.command},     {"seed", set.seed}};
+    j["settings"] = {
+        {"providers", set.providers},     {"runs", set.runs},
+        {"warmup", set.warmup},           {"concurrency", set.concurrency},
+        {"exec_repeat", set.exec_repeat}, {"image", set.image.empty() ? json() : json(set.image)},
+        {"command", set.command},         {"seed", set.seed}};
     j["definitions"] = {
         {"times", "milliseconds, from a monotonic clock"},
         {"create", "create called .. returned (the provider says the sandbox exists)"},
@@ -414,15 +419,18 @@ nlohmann::json export_json(const Results& results, const Summary& summary) {
 }
 
 std::string export_csv(const Results& results) {
-    std::string out = "provider,round,warmup,slot,sandbox,started_at,phase,index,ms,ok,interrupted,failed_in,error\n";
+    std::string out =
+        "provider,round,warmup,slot,sandbox,started_at,phase,index,ms,ok,interrupted,failed_in,error\n";
     for (const auto& s : results.samples) {
         std::string common = csv_field(s.provider) + "," + std::to_string(s.round) + "," +
                              (s.warmup ? "true" : "false") + "," + std::to_string(s.slot) + "," +
                              csv_field(s.sandbox) + "," + number(s.started_at) + ",";
-        std::string tail = std::string(",") + (s.ok ? "true" : "false") + "," + (s.interrupted ? "true" : "false") +
-                           "," + csv_field(s.failed_in) + "," + csv_field(s.error) + "\n";
+        std::string tail = std::string(",") + (s.ok ? "true" : "false") + "," +
+                           (s.interrupted ? "true" : "false") + "," + csv_field(s.failed_in) + "," +
+                           csv_field(s.error) + "\n";
         auto row = [&](const char* phase, int index, const std::optional<double>& ms) {
-            out += common + phase + "," + std::to_string(index) + "," + (ms ? number(*ms) : std::string()) + tail;
+            out += common + phase + "," + std::to_string(index) + "," + (ms ? number(*ms) : std::string()) +
+                   tail;
         };
         bool failure_row = !s.ok && !s.failed_in.empty();
         if (s.create_ms) row("create", 0, s.create_ms);
@@ -443,8 +451,8 @@ std::string export_markdown(const Results& results, const Summary& summary) {
                       "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n";
     for (const auto& p : summary.providers)
         for (const auto& [label, st] : stat_rows(p)) {
-            out += "| " + p.name + " | " + label + " | " + std::to_string(st->n) + " | " + percent(p.success_rate()) +
-                   " | ";
+            out += "| " + p.name + " | " + label + " | " + std::to_string(st->n) + " | " +
+                   percent(p.success_rate()) + " | ";
             if (st->n == 0) {
                 out += "- | - | - | - | - | - | - |\n";
                 continue;

@@ -31,7 +31,7 @@ struct Summary {
     std::vector<std::string> comparisons; // "local was 120x faster than e2b to first exec (...)"
 };
 
-Summary summarize(const Results& results);
+Summary summary_of(const Results& results);
 
 // The samples of a phase for a provider: its successful, measured sandboxes' times.
 std::vector<double> phase_samples(const Results& results, const std::string& provider, Phase phase);

@@ -102,7 +102,8 @@ class OutputProbe {
     // A new command starts: what came before is forgotten.
     void arm() {
         std::lock_guard lock(mutex_);
-        drain(Clock::now()); // late output of the previous command (a background process of it) is not this one's
+        drain(Clock::now()); // late output of the previous command (a background process of it) is not this
+                             // one's
         output_ = Output{};
     }
 
@@ -137,8 +138,8 @@ class OutputProbe {
             if (!output_.first_byte) output_.first_byte = now;
             output_.bytes += static_cast<std::size_t>(n);
             if (output_.head.size() < 4096)
-                output_.head.append(buf, std::min<std::size_t>(static_cast<std::size_t>(n),
-                                                               4096 - output_.head.size()));
+                output_.head.append(
+                    buf, std::min<std::size_t>(static_cast<std::size_t>(n), 4096 - output_.head.size()));
         }
     }
 
@@ -301,8 +302,8 @@ class Runner {
     }
 
     // One sandbox's life. `ready`/`warm`: a burst's barriers; `ready_at`: when its first output came.
-    Sample measure(const Target& t, int round, bool warmup, int slot, OutputProbe& probe, std::barrier<>* ready,
-                   std::barrier<>* warm, std::optional<Clock::time_point>* ready_at) {
+    Sample measure(const Target& t, int round, bool warmup, int slot, OutputProbe& probe,
+                   std::barrier<>* ready, std::barrier<>* warm, std::optional<Clock::time_point>* ready_at) {
         Stages stages(ready, warm);
         Sample s;
         s.provider = t.name;
@@ -353,7 +354,8 @@ class Runner {
             s.interrupted = true;
             return s;
         }
-        // After a failure the sandbox is removed at once (not left to the guard, which would swallow an error).
+        // After a failure the sandbox is removed at once (not left to the guard, which would swallow an
+        // error).
         auto abandon = [&] {
             try {
                 guard.remove();

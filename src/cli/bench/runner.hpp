@@ -21,9 +21,9 @@ struct Target {
 // Called after each sandbox (sequential) or burst: a line for the progress display.
 using ProgressFn = std::function<void(const std::string& line)>;
 
-// Runs `settings.runs` rounds (after `settings.warmup` ones) over `targets`. Every sandbox created is removed,
-// also when the run fails or is interrupted (SIGINT, SIGTERM, SIGHUP: the run stops, in-flight sandboxes are
-// removed at once, and the results so far are returned with interrupted_by set).
+// Runs `settings.runs` rounds (after `settings.warmup` ones) over `targets`. Every sandbox created is
+// removed, also when the run fails or is interrupted (SIGINT, SIGTERM, SIGHUP: the run stops, in-flight
+// sandboxes are removed at once, and the results so far are returned with interrupted_by set).
 Results run(const Settings& settings, std::vector<Target> targets, const ProgressFn& progress);
 
 // "12.3 ms", "0.412 ms", "252 ms", "12.5 s": three significant figures.

@@ -12,8 +12,8 @@ struct Stats {
     std::size_t n = 0;
     double min = 0, p25 = 0, p50 = 0, p75 = 0, p90 = 0, p95 = 0, p99 = 0, max = 0;
     double mean = 0;
-    double stddev = 0;         // the sample standard deviation (n - 1 in the denominator); 0 when n < 2
-    std::size_t outliers = 0;  // samples whose modified z-score exceeds kOutlierScore
+    double stddev = 0;        // the sample standard deviation (n - 1 in the denominator); 0 when n < 2
+    std::size_t outliers = 0; // samples whose modified z-score exceeds kOutlierScore
 };
 
 // Iglewicz and Hoaglin's threshold for the modified z-score 0.6745 (x - median) / MAD.
@@ -27,8 +27,8 @@ double percentile(const std::vector<double>& sorted, double p);
 // Every statistic of `samples` (any order). All zero when empty.
 Stats summarize(std::vector<double> samples);
 
-// How many samples the percentile needs before its estimate rests on more than the extreme values: 100 / (100 - p)
-// (p90: 10, p95: 20, p99: 100).
+// How many samples the percentile needs before its estimate rests on more than the extreme values: 100 / (100
+// - p) (p90: 10, p95: 20, p99: 100).
 std::size_t samples_needed_for(double p);
 
 // How many times larger b's median is than a's, with a 95% percentile-bootstrap interval (2000 resamples of

@@ -43,14 +43,16 @@ std::string num(double v) {
     return buf;
 }
 
-constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
+constexpr const char* kColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e",
+                                   "#9467bd", "#8c564b", "#e377c2"};
 
 } // namespace
 
 std::string export_svg(const Results& results, const Summary& summary) {
-    const double width = 960, left = 150, right = 110, top = 74, row = 64, bottom = 64;
+    const double width = 960, left = 150, right = 110, top = 92, row = 64, bottom = 64;
     const double plot_w = width - left - right;
-    const double height = top + row * static_cast<double>(std::max<std::size_t>(1, summary.providers.size())) + bottom;
+    const double height =
+        top + row * static_cast<double>(std::max<std::size_t>(1, summary.providers.size())) + bottom;
 
     double lo = 0, hi = 0;
     bool any = false;
@@ -63,13 +65,14 @@ std::string export_svg(const Results& results, const Summary& summary) {
     }
     Axis axis = axis_for(any ? lo : 1, any ? hi : 10);
     auto x = [&](double v) { return left + axis.position(v) * plot_w; };
-    const double plot_bottom = top + row * static_cast<double>(std::max<std::size_t>(1, summary.providers.size()));
+    const double plot_bottom =
+        top + row * static_cast<double>(std::max<std::size_t>(1, summary.providers.size()));
 
     const auto& set = results.settings;
     std::string subtitle = "create called until the first byte of `" + set.command + "`'s output; " +
                            std::to_string(set.runs) + " rounds";
     if (set.concurrency > 1) subtitle += " of " + std::to_string(set.concurrency) + " at once";
-    subtitle += "; box p25-p75, line median, whiskers min-max, dots every sample";
+    const std::string legend = "box: p25-p75, line: median, whiskers: min-max, dots: every sample";
 
     std::string o;
     o += "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
@@ -77,21 +80,25 @@ std::string export_svg(const Results& results, const Summary& summary) {
          "\" viewBox=\"0 0 " + num(width) + " " + num(height) +
          "\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n";
     o += "<title>sbox bench: time to first exec</title>\n";
-    o += "<rect x=\"0\" y=\"0\" width=\"" + num(width) + "\" height=\"" + num(height) + "\" fill=\"#ffffff\"/>\n";
-    o += "<text x=\"" + num(left) + "\" y=\"28\" font-size=\"17\" font-weight=\"bold\">Time to first exec</text>\n";
-    o += "<text x=\"" + num(left) + "\" y=\"48\" fill=\"#555555\">" + xml_escape(subtitle) + "</text>\n";
+    o += "<rect x=\"0\" y=\"0\" width=\"" + num(width) + "\" height=\"" + num(height) +
+         "\" fill=\"#ffffff\"/>\n";
+    o += "<text x=\"" + num(left) +
+         "\" y=\"28\" font-size=\"17\" font-weight=\"bold\">Time to first exec</text>\n";
+    o += "<text x=\"" + num(left) + "\" y=\"50\" fill=\"#555555\">" + xml_escape(subtitle) + "</text>\n";
+    o += "<text x=\"" + num(left) + "\" y=\"68\" fill=\"#555555\" font-size=\"11\">" + xml_escape(legend) +
+         "</text>\n";
 
     // Grid and axis.
     o += "<g class=\"axis\" stroke=\"#dddddd\">\n";
     for (double t : axis.ticks)
         o += "<line x1=\"" + num(x(t)) + "\" y1=\"" + num(top) + "\" x2=\"" + num(x(t)) + "\" y2=\"" +
              num(plot_bottom) + "\"/>\n";
-    o += "<line x1=\"" + num(left) + "\" y1=\"" + num(plot_bottom) + "\" x2=\"" + num(left + plot_w) + "\" y2=\"" +
-         num(plot_bottom) + "\" stroke=\"#333333\"/>\n";
+    o += "<line x1=\"" + num(left) + "\" y1=\"" + num(plot_bottom) + "\" x2=\"" + num(left + plot_w) +
+         "\" y2=\"" + num(plot_bottom) + "\" stroke=\"#333333\"/>\n";
     o += "</g>\n<g class=\"ticks\" text-anchor=\"middle\" fill=\"#333333\">\n";
     for (double t : axis.ticks)
-        o += "<text x=\"" + num(x(t)) + "\" y=\"" + num(plot_bottom + 18) + "\">" + xml_escape(tick_label(t)) +
-             "</text>\n";
+        o += "<text x=\"" + num(x(t)) + "\" y=\"" + num(plot_bottom + 18) + "\">" +
+             xml_escape(tick_label(t)) + "</text>\n";
     o += "<text x=\"" + num(left + plot_w / 2) + "\" y=\"" + num(plot_bottom + 42) + "\">time to first exec" +
          (axis.log ? " (logarithmic scale)" : "") + "</text>\n";
     o += "</g>\n";
@@ -115,16 +122,17 @@ std::string export_svg(const Results& results, const Summary& summary) {
             continue;
         }
         const double box_h = 22;
-        o += "<line x1=\"" + num(x(st.min)) + "\" y1=\"" + num(mid) + "\" x2=\"" + num(x(st.max)) + "\" y2=\"" +
-             num(mid) + "\" stroke=\"" + color + "\"/>\n";
+        o += "<line x1=\"" + num(x(st.min)) + "\" y1=\"" + num(mid) + "\" x2=\"" + num(x(st.max)) +
+             "\" y2=\"" + num(mid) + "\" stroke=\"" + color + "\"/>\n";
         for (double v : {st.min, st.max})
             o += "<line x1=\"" + num(x(v)) + "\" y1=\"" + num(mid - 7) + "\" x2=\"" + num(x(v)) + "\" y2=\"" +
                  num(mid + 7) + "\" stroke=\"" + color + "\"/>\n";
         o += "<rect x=\"" + num(x(st.p25)) + "\" y=\"" + num(mid - box_h / 2) + "\" width=\"" +
              num(std::max(1.0, x(st.p75) - x(st.p25))) + "\" height=\"" + num(box_h) + "\" fill=\"" + color +
              "\" fill-opacity=\"0.25\" stroke=\"" + color + "\"/>\n";
-        o += "<line x1=\"" + num(x(st.p50)) + "\" y1=\"" + num(mid - box_h / 2) + "\" x2=\"" + num(x(st.p50)) +
-             "\" y2=\"" + num(mid + box_h / 2) + "\" stroke=\"" + color + "\" stroke-width=\"2.5\"/>\n";
+        o += "<line x1=\"" + num(x(st.p50)) + "\" y1=\"" + num(mid - box_h / 2) + "\" x2=\"" +
+             num(x(st.p50)) + "\" y2=\"" + num(mid + box_h / 2) + "\" stroke=\"" + color +
+             "\" stroke-width=\"2.5\"/>\n";
         // Every sample, spread over the row's height by its index so that equal times stay visible.
         auto samples = phase_samples(results, p.name, Phase::first_exec);
         for (std::size_t k = 0; k < samples.size(); ++k) {
