@@ -433,3 +433,53 @@ TEST_CASE("e2b: configuration, auth errors, providers and verbose logs") {
     Result from_file = w.sbox({"--config", cfg, "ls", "-q"});
     CHECK_MESSAGE(from_file.status == 0, describe(from_file));
 }
+
+TEST_CASE(
+    "e2b: sbox bench against the fake E2B measures every phase, in bursts too, and removes every sandbox") {
+    E2B e;
+    TempDir out;
+    const std::string json = out.path() + "/b.json", svg = out.path() + "/b.svg";
+    Result r = e.sbox({"bench", "-p", "e2b", "-n", "3", "--warmup", "1", "--concurrency", "2",
+                       "--export-json", json, "--export-svg", svg});
+    INFO(describe(r));
+    REQUIRE(r.status == 0);
+    CHECK(r.out.find("e2b: 6 of 6 sandboxes ok (100%)") != std::string::npos);
+    auto j = nlohmann::json::parse(read_file(json));
+    CHECK(j["samples"].size() == 8);
+    CHECK(j["bursts"].size() == 4);
+    CHECK(j["summary"]["e2b"]["phases"]["first_exec"]["n"] == 6);
+    CHECK(j["providers"]["e2b"]["api_url"] == e.fake.url());
+    CHECK(read_file(svg).find("data-provider=\"e2b\"") != std::string::npos);
+    CHECK(e.live() == 0);
+    e.check_all_valid();
+}
+
+TEST_CASE("e2b: sbox bench counts the fake's failures and, on Ctrl-C, removes the sandboxes it holds") {
+    E2B e;
+    // The first two creates fail with a 500 (never retried: a create is not repeated unless the service says
+    // when); they are counted, with their error, and the run goes on.
+    e.fake.fault({{"path", "/v2/sandboxes"},
+                  {"method", "POST"},
+                  {"status", 500},
+                  {"times", 2},
+                  {"body", R"({"code":500,"message":"placement failed"})"}});
+    Result r = e.sbox({"bench", "-p", "e2b", "-n", "6", "--warmup", "0", "--export-json", "/dev/null"});
+    INFO(describe(r));
+    CHECK(r.status == 0);
+    CHECK(r.out.find("e2b: 4 of 6 sandboxes ok (66.7%)") != std::string::npos);
+    CHECK(r.out.find(
+              "failed 2x in create: create a sandbox from template 'base': placement failed (HTTP 500)") !=
+          std::string::npos);
+    CHECK(e.live() == 0);
+    e.fake.clear_faults();
+
+    PtySession s = PtySession::sbox(e.w, {"bench", "-p", "e2b", "-n", "100000", "--concurrency", "3"});
+    INFO("screen:\n" << s.screen());
+    REQUIRE(s.expect("round 2/100000"));
+    s.type("\x03");
+    Result stopped = s.finish();
+    INFO(describe(stopped));
+    CHECK(stopped.status == 1);
+    CHECK(stopped.out.find("interrupted by SIGINT") != std::string::npos);
+    CHECK(e.live() == 0);
+}
