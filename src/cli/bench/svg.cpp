@@ -5,6 +5,7 @@
 
 #include "cli/bench/chart.hpp"
 #include "cli/bench/runner.hpp"
+#include "cli/output.hpp"
 
 namespace sbox::cli::bench {
 
@@ -69,7 +70,7 @@ std::string export_svg(const Results& results, const Summary& summary) {
         top + row * static_cast<double>(std::max<std::size_t>(1, summary.providers.size()));
 
     const auto& set = results.settings;
-    std::string subtitle = "create called until the first byte of `" + set.command + "`'s output; " +
+    std::string subtitle = "from create called to the first byte of the output of `" + set.command + "`; " +
                            std::to_string(set.runs) + " rounds";
     if (set.concurrency > 1) subtitle += " of " + std::to_string(set.concurrency) + " at once";
     const std::string legend = "box: p25-p75, line: median, whiskers: min-max, dots: every sample";
@@ -144,6 +145,9 @@ std::string export_svg(const Results& results, const Summary& summary) {
              xml_escape(format_ms(st.p50)) + "</text>\n";
         o += "</g>\n";
     }
+    o += "<text x=\"" + num(width - 12) + "\" y=\"" + num(height - 10) +
+         "\" text-anchor=\"end\" fill=\"#999999\" font-size=\"10\">sbox " SBOX_VERSION " bench, " +
+         xml_escape(rfc3339(static_cast<std::int64_t>(results.started_at))) + "</text>\n";
     o += "</svg>\n";
     return o;
 }
