@@ -6,6 +6,7 @@
 // The engine is in bench/: runner (measurement), stats, report (tables and exports), chart and svg.
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -51,22 +52,58 @@ std::vector<std::string> split_list(const std::string& text) {
     return out;
 }
 
-// An export is written whole or not at all: to a temporary file beside it, then renamed.
-void write_export(const std::string& path, const std::string& content) {
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
+// Whether `path` names something other than a regular file (/dev/null, a symbolic link, a FIFO): written to
+// in place, never replaced.
+bool special_file(const std::string& path) {
+    struct stat st {};
+    return ::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+// "-" and /dev/stdout: sbox's own stdout (opening /dev/stdout anew would write over what it holds already).
+int standard_stream(const std::string& path) {
+    if (path == "-" || path == "/dev/stdout") return 1;
+    if (path == "/dev/stderr") return 2;
+    return -1;
+}
+
+void write_all_to(int fd, const std::string& path, const std::string& content) {
     std::size_t done = 0;
     while (done < content.size()) {
         ssize_t n = ::write(fd, content.data() + done, content.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) {
-            int err = errno;
-            ::close(fd);
-            ::unlink(tmp.c_str());
-            throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(err));
-        }
+        if (n <= 0) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
         done += static_cast<std::size_t>(n);
+    }
+}
+
+// An export file is written whole or not at all: to a temporary file beside it, then renamed over it.
+void write_export(const std::string& path, const std::string& content) {
+    if (int stream = standard_stream(path); stream >= 0) {
+        std::cout.flush();
+        write_all_to(stream, path, content);
+        return;
+    }
+    if (special_file(path)) {
+        int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd == -1) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
+        try {
+            write_all_to(fd, path, content);
+        } catch (...) {
+            ::close(fd);
+            throw;
+        }
+        ::close(fd);
+        return;
+    }
+    std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd == -1) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
+    try {
+        write_all_to(fd, path, content);
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
     }
     if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
         int err = errno;
@@ -77,7 +114,13 @@ void write_export(const std::string& path, const std::string& content) {
 
 // Before a run that may take long: can the export be written where it was asked for?
 void check_writable(const std::string& path, const char* flag) {
-    if (path.empty()) return;
+    if (path.empty() || standard_stream(path) >= 0) return;
+    if (special_file(path)) {
+        if (::access(path.c_str(), W_OK) != 0)
+            throw Error(ErrorKind::usage,
+                        std::string(flag) + " " + path + ": cannot write to it: " + std::strerror(errno));
+        return;
+    }
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
     if (::access(dir.c_str(), W_OK) != 0)
@@ -227,7 +270,8 @@ CLI::App* setup_bench(CLI::App& app, Context& ctx) {
     sub->add_option("--exec-repeat", opt->exec_repeat,
                     "How often it runs again on the warm sandbox (default 3)");
     sub->add_option("--seed", opt->seed, "Seed of the rounds' shuffled provider order (default: random)");
-    sub->add_option("--export-json", opt->json_file, "Write every raw sample and the summary as JSON");
+    sub->add_option("--export-json", opt->json_file,
+                    "Write every raw sample and the summary as JSON (each export: a file, or - for stdout)");
     sub->add_option("--export-csv", opt->csv_file, "Write every sample as CSV (one row per timing)");
     sub->add_option("--export-markdown", opt->markdown_file, "Write the summary as a Markdown table");
     sub->add_option("--export-svg", opt->svg_file, "Write a box plot of the time to first exec as SVG");

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <mutex>
 #include <set>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -371,4 +372,18 @@ TEST_CASE("bench: usage errors are refused before anything is created") {
         CHECK(r.err.find(c.says) != std::string::npos);
     }
     CHECK((w.a == nullptr || w.a->creates == 0));
+}
+
+TEST_CASE("bench: an export to a device or a pipe is written to it, never renamed over it") {
+    BenchWorld w;
+    auto r = run_cli(w.registry, {"bench", "-p", "alpha", "-n", "1", "--export-json", "/dev/null",
+                                  "--export-csv", "/dev/stdout"});
+    INFO(r.err);
+    CHECK(r.code == 0);
+    struct stat st {};
+    REQUIRE(::stat("/dev/null", &st) == 0);
+    CHECK(S_ISCHR(st.st_mode)); // as root, a rename would have replaced the device with a file
+    REQUIRE(::lstat("/dev/stdout", &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    CHECK(r.out.find("provider,round,warmup,slot") != std::string::npos);
 }
