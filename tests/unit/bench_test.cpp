@@ -387,3 +387,13 @@ TEST_CASE("bench: an export to a device or a pipe is written to it, never rename
     CHECK(S_ISLNK(st.st_mode));
     CHECK(r.out.find("provider,round,warmup,slot") != std::string::npos);
 }
+
+TEST_CASE("bench --json: the JSON export on stdout instead of the table") {
+    BenchWorld w;
+    auto r = run_cli(w.registry, {"bench", "--json", "-p", "alpha,beta", "-n", "2", "--warmup", "0"});
+    REQUIRE(r.code == 0);
+    auto j = nlohmann::json::parse(r.out);
+    CHECK(j["samples"].size() == 4);
+    CHECK(j["summary"]["beta"]["ok"] == 2);
+    CHECK(r.out.find("sandboxes ok") == std::string::npos);
+}
