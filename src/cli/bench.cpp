@@ -4,9 +4,7 @@
 // How fast each provider gives a working sandbox, measured here and now through the Provider interface: a
 // table like hyperfine's on stdout (the JSON export with --json), a progress line on stderr while it runs.
 // The engine is in bench/: runner (measurement), stats, report (tables and exports), chart and svg.
-#include <fcntl.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -22,6 +20,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/options.hpp"
+#include "cli/output_file.hpp"
 #include "providers/log.hpp"
 
 namespace sbox::cli {
@@ -29,12 +28,7 @@ namespace sbox::cli {
 namespace {
 
 struct BenchOptions {
-    int runs = 10;
-    int warmup = 1;
-    int concurrency = 1;
-    int exec_repeat = 3;
-    std::string image;
-    std::string command = "echo sbox-bench";
+    bench::Settings settings; // its providers come from -p, its seed from --seed or at random
     std::optional<std::uint64_t> seed;
     std::string json_file, csv_file, markdown_file, svg_file;
 };
@@ -52,80 +46,12 @@ std::vector<std::string> split_list(const std::string& text) {
     return out;
 }
 
-// Whether `path` names something other than a regular file (/dev/null, a symbolic link, a FIFO): written to
-// in place, never replaced.
-bool special_file(const std::string& path) {
-    struct stat st {};
-    return ::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);
-}
-
-// "-" and /dev/stdout: sbox's own stdout (opening /dev/stdout anew would write over what it holds already).
-int standard_stream(const std::string& path) {
-    if (path == "-" || path == "/dev/stdout") return 1;
-    if (path == "/dev/stderr") return 2;
-    return -1;
-}
-
-void write_all_to(int fd, const std::string& path, const std::string& content) {
-    std::size_t done = 0;
-    while (done < content.size()) {
-        ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
-        done += static_cast<std::size_t>(n);
-    }
-}
-
-// An export file is written whole or not at all: to a temporary file beside it, then renamed over it.
 void write_export(const std::string& path, const std::string& content) {
-    if (int stream = standard_stream(path); stream >= 0) {
-        std::cout.flush();
-        write_all_to(stream, path, content);
-        return;
-    }
-    if (special_file(path)) {
-        int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-        if (fd == -1) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
-        try {
-            write_all_to(fd, path, content);
-        } catch (...) {
-            ::close(fd);
-            throw;
-        }
-        ::close(fd);
-        return;
-    }
-    std::string tmp = path + ".tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd == -1) throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
-    try {
-        write_all_to(fd, path, content);
-    } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
-    if (::close(fd) != 0 || ::rename(tmp.c_str(), path.c_str()) != 0) {
-        int err = errno;
-        ::unlink(tmp.c_str());
-        throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(err));
-    }
-}
-
-// Before a run that may take long: can the export be written where it was asked for?
-void check_writable(const std::string& path, const char* flag) {
-    if (path.empty() || standard_stream(path) >= 0) return;
-    if (special_file(path)) {
-        if (::access(path.c_str(), W_OK) != 0)
-            throw Error(ErrorKind::usage,
-                        std::string(flag) + " " + path + ": cannot write to it: " + std::strerror(errno));
-        return;
-    }
-    auto slash = path.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-    if (::access(dir.c_str(), W_OK) != 0)
-        throw Error(ErrorKind::usage, std::string(flag) + " " + path + ": cannot write in " + dir + ": " +
-                                          std::strerror(errno));
+    std::cout.flush(); // "-" is stdout, after the table
+    OutputFile out(path);
+    if (!local::write_all(out.fd(), content))
+        throw Error(ErrorKind::invalid, "cannot write " + path + ": " + std::strerror(errno));
+    out.commit();
 }
 
 int terminal_width() {
@@ -163,7 +89,7 @@ std::vector<bench::Target> targets(Context& ctx, const BenchOptions& opt) {
         t.provider = &ctx.usable_provider(n);
         require(*t.provider, Capability::exec, "bench (it runs a command in each sandbox)");
         CreateFlags flags;
-        flags.image = opt.image;
+        flags.image = opt.settings.image;
         t.create = with_provider(n, [&] { return build_create_spec(flags, {}, *t.provider); });
         t.create.labels["sbox-bench"] = "true";
         if (!t.provider->capabilities().has(Capability::labels)) t.create.labels.clear();
@@ -177,32 +103,26 @@ std::vector<bench::Target> targets(Context& ctx, const BenchOptions& opt) {
 }
 
 int run_bench(const BenchOptions& opt, Context& ctx) {
-    if (opt.runs < 1) throw Error(ErrorKind::usage, "-n/--runs must be at least 1");
-    if (opt.warmup < 0) throw Error(ErrorKind::usage, "--warmup must be 0 or more");
-    if (opt.concurrency < 1 || opt.concurrency > 1000)
+    if (opt.settings.runs < 1) throw Error(ErrorKind::usage, "-n/--runs must be at least 1");
+    if (opt.settings.warmup < 0) throw Error(ErrorKind::usage, "--warmup must be 0 or more");
+    if (opt.settings.concurrency < 1 || opt.settings.concurrency > 1000)
         throw Error(ErrorKind::usage, "--concurrency must be between 1 and 1000");
-    if (opt.exec_repeat < 0 || opt.exec_repeat > 1000)
+    if (opt.settings.exec_repeat < 0 || opt.settings.exec_repeat > 1000)
         throw Error(ErrorKind::usage, "--exec-repeat must be between 0 and 1000");
-    if (opt.command.empty()) throw Error(ErrorKind::usage, "--command must not be empty");
-    check_writable(opt.json_file, "--export-json");
-    check_writable(opt.csv_file, "--export-csv");
-    check_writable(opt.markdown_file, "--export-markdown");
-    check_writable(opt.svg_file, "--export-svg");
+    if (opt.settings.command.empty()) throw Error(ErrorKind::usage, "--command must not be empty");
+    OutputFile::check(opt.json_file, "--export-json");
+    OutputFile::check(opt.csv_file, "--export-csv");
+    OutputFile::check(opt.markdown_file, "--export-markdown");
+    OutputFile::check(opt.svg_file, "--export-svg");
 
     std::vector<bench::Target> chosen = targets(ctx, opt);
     if (chosen.empty())
         throw Error(ErrorKind::invalid,
                     "no provider is configured to benchmark (see sbox providers, or -p local)");
 
-    bench::Settings settings;
+    bench::Settings settings = opt.settings;
     for (const auto& t : chosen)
         settings.providers.push_back(t.name);
-    settings.runs = opt.runs;
-    settings.warmup = opt.warmup;
-    settings.concurrency = opt.concurrency;
-    settings.exec_repeat = opt.exec_repeat;
-    settings.image = opt.image;
-    settings.command = opt.command;
     settings.seed = opt.seed ? *opt.seed : std::random_device{}();
 
     const bool live = !ctx.global.quiet && ::isatty(2) == 1;
@@ -260,14 +180,16 @@ CLI::App* setup_bench(CLI::App& app, Context& ctx) {
         "bench",
         "Measure how fast providers give a working sandbox (-p P1,P2; default: every configured one)");
     sub->fallthrough();
-    sub->add_option("-n,--runs", opt->runs, "Measured rounds (default 10)");
-    sub->add_option("--warmup", opt->warmup, "Rounds before them, recorded but not counted (default 1)");
-    sub->add_option("--concurrency", opt->concurrency,
+    sub->add_option("-n,--runs", opt->settings.runs, "Measured rounds (default 10)");
+    sub->add_option("--warmup", opt->settings.warmup,
+                    "Rounds before them, recorded but not counted (default 1)");
+    sub->add_option("--concurrency", opt->settings.concurrency,
                     "Sandboxes started at once per provider and round (default 1: one after another)");
-    sub->add_option("--image", opt->image, "What to create each sandbox from (default: each provider's own)");
-    sub->add_option("--command", opt->command,
+    sub->add_option("--image", opt->settings.image,
+                    "What to create each sandbox from (default: each provider's own)");
+    sub->add_option("--command", opt->settings.command,
                     "The command each sandbox runs, by its shell (default: echo sbox-bench)");
-    sub->add_option("--exec-repeat", opt->exec_repeat,
+    sub->add_option("--exec-repeat", opt->settings.exec_repeat,
                     "How often it runs again on the warm sandbox (default 3)");
     sub->add_option("--seed", opt->seed, "Seed of the rounds' shuffled provider order (default: random)");
     sub->add_option("--export-json", opt->json_file,

@@ -13,6 +13,7 @@
 #include "cli/commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/output.hpp"
+#include "cli/output_file.hpp"
 
 namespace sbox::cli {
 
@@ -101,29 +102,9 @@ int run_export(const SnapshotOptions& opt, Context& ctx) {
     std::string name;
     Provider& provider = snapshot_provider(ctx, name, true);
     SnapshotInfo info = find(provider, name, opt.ref);
-    if (opt.file == "-") {
-        with_provider(name, [&] { provider.export_snapshot(info.id, 1); });
-        return exit_success;
-    }
-    // Written beside FILE under a temporary name and renamed: FILE is whole or untouched.
-    std::string tmp = opt.file + ".sbox-tmp." + std::to_string(::getpid());
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd == -1) throw Error(ErrorKind::invalid, "cannot create " + tmp + ": " + std::strerror(errno));
-    try {
-        with_provider(name, [&] { provider.export_snapshot(info.id, fd); });
-        if (::fsync(fd) == -1 || ::close(fd) == -1) {
-            fd = -1;
-            throw Error(ErrorKind::internal, "cannot write " + tmp + ": " + std::strerror(errno));
-        }
-        fd = -1;
-        if (::rename(tmp.c_str(), opt.file.c_str()) == -1)
-            throw Error(ErrorKind::invalid,
-                        "cannot rename " + tmp + " to " + opt.file + ": " + std::strerror(errno));
-    } catch (...) {
-        if (fd != -1) ::close(fd);
-        ::unlink(tmp.c_str());
-        throw;
-    }
+    OutputFile out(opt.file); // FILE is whole or untouched
+    with_provider(name, [&] { provider.export_snapshot(info.id, out.fd()); });
+    out.commit();
     return exit_success;
 }
 

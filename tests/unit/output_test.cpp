@@ -1,4 +1,11 @@
 // JSON of sandboxes and errors, tables and times.
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "cli/output_file.hpp"
+#include "helpers.hpp"
+#include "local/system.hpp"
 #include <doctest/doctest.h>
 
 #include "cli/output.hpp"
@@ -134,4 +141,57 @@ TEST_CASE("inspect: key: value lines") {
                                      "created_at: -\n"
                                      "expires_at: -\n"
                                      "labels:     -\n");
+}
+
+TEST_CASE("OutputFile: a file is replaced whole on commit, untouched without; devices and links are written "
+          "in place") {
+    sbox::test::TempDir dir;
+    const std::string file = (dir.path / "out.txt").string();
+    auto write = [](sbox::cli::OutputFile& out, const std::string& text) {
+        REQUIRE(sbox::local::write_all(out.fd(), text));
+    };
+    {
+        sbox::cli::OutputFile out(file);
+        write(out, "first\n");
+        out.commit();
+    }
+    CHECK(sbox::test::read_file(file) == "first\n");
+    {
+        sbox::cli::OutputFile out(file); // a failure before commit: the old file stays, no temporary is left
+        write(out, "half");
+    }
+    CHECK(sbox::test::read_file(file) == "first\n");
+    CHECK(std::distance(std::filesystem::directory_iterator(dir.path),
+                        std::filesystem::directory_iterator()) == 1);
+
+    // A symbolic link stays one; what it points to gets the data.
+    const std::string link = (dir.path / "link").string();
+    std::filesystem::create_symlink(file, link);
+    {
+        sbox::cli::OutputFile out(link);
+        write(out, "through the link\n");
+        out.commit();
+    }
+    CHECK(std::filesystem::is_symlink(link));
+    CHECK(sbox::test::read_file(file) == "through the link\n");
+
+    // A device is written to, never replaced (as root a rename would turn /dev/null into a file).
+    {
+        sbox::cli::OutputFile out("/dev/null");
+        write(out, "nothing");
+        out.commit();
+    }
+    struct stat st {};
+    REQUIRE(::stat("/dev/null", &st) == 0);
+    CHECK(S_ISCHR(st.st_mode));
+
+    CHECK_NOTHROW(sbox::cli::OutputFile::check(file, "--out"));
+    CHECK_NOTHROW(sbox::cli::OutputFile::check("-", "--out"));
+    try {
+        sbox::cli::OutputFile::check("/nonexistent/x", "--out");
+        FAIL("no error");
+    } catch (const sbox::Error& e) {
+        CHECK(e.kind() == sbox::ErrorKind::usage);
+        CHECK(std::string(e.what()).find("--out /nonexistent/x: cannot write in /nonexistent") == 0);
+    }
 }

@@ -53,7 +53,7 @@ std::string tick_label(double ms) {
     return buf;
 }
 
-std::string draw_box_chart(const Results& results, const Summary& summary, int width) {
+std::string draw_box_chart(const Summary& summary, int width) {
     double lo = 0, hi = 0;
     bool any = false;
     std::size_t label_width = 0;
@@ -66,7 +66,6 @@ std::string draw_box_chart(const Results& results, const Summary& summary, int w
         any = true;
     }
     if (!any) return {};
-    (void)results;
     Axis axis = axis_for(lo, hi);
     const int cols = std::max(20, width - static_cast<int>(label_width) - 4);
     auto column = [&](double v) { return static_cast<int>(std::lround(axis.position(v) * (cols - 1))); };

@@ -24,6 +24,6 @@ std::string tick_label(double ms);
 
 // One line per provider: whiskers from min to max, the box from p25 to p75, the median marked; "" when no
 // provider has a sample.
-std::string draw_box_chart(const Results& results, const Summary& summary, int width);
+std::string draw_box_chart(const Summary& summary, int width);
 
 } // namespace sbox::cli::bench

@@ -251,7 +251,7 @@ std::string render_terminal(const Results& results, const Summary& summary, bool
             out += "  failed " + std::to_string(count) + "x in " + error + "\n";
     }
     if (chart) {
-        std::string drawn = draw_box_chart(results, summary, width);
+        std::string drawn = draw_box_chart(summary, width);
         if (!drawn.empty()) out += "\n" + drawn;
     }
     if (!summary.comparisons.empty()) {

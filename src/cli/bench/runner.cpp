@@ -15,6 +15,7 @@
 #include <random>
 #include <thread>
 
+#include "local/system.hpp"
 #include "providers/guard.hpp"
 
 namespace sbox::cli::bench {
@@ -78,26 +79,19 @@ class OutputProbe {
     };
 
     OutputProbe() {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) == -1 || ::pipe2(stop_, O_CLOEXEC) == -1)
-            throw Error(ErrorKind::internal, std::string("bench: pipe: ") + std::strerror(errno));
-        read_ = fds[0];
-        write_ = fds[1];
-        ::fcntl(read_, F_SETFL, O_NONBLOCK);
+        ::fcntl(output_pipe_.read.get(), F_SETFL, O_NONBLOCK);
         reader_ = std::thread([this] { read_loop(); });
     }
     ~OutputProbe() {
         char byte = 0;
-        [[maybe_unused]] auto n = ::write(stop_[1], &byte, 1);
+        [[maybe_unused]] auto n = ::write(stop_.write.get(), &byte, 1);
         reader_.join();
-        for (int fd : {read_, write_, stop_[0], stop_[1]})
-            ::close(fd);
     }
     OutputProbe(const OutputProbe&) = delete;
     OutputProbe& operator=(const OutputProbe&) = delete;
 
     // The command's stdout and stderr.
-    int fd() const { return write_; }
+    int fd() const { return output_pipe_.write.get(); }
 
     // A new command starts: what came before is forgotten.
     void arm() {
@@ -117,7 +111,7 @@ class OutputProbe {
   private:
     void read_loop() {
         for (;;) {
-            struct pollfd fds[2] = {{read_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+            struct pollfd fds[2] = {{output_pipe_.read.get(), POLLIN, 0}, {stop_.read.get(), POLLIN, 0}};
             if (::poll(fds, 2, -1) == -1) {
                 if (errno == EINTR) continue;
                 return;
@@ -133,7 +127,7 @@ class OutputProbe {
     void drain(Clock::time_point now) {
         char buf[16384];
         for (;;) {
-            ssize_t n = ::read(read_, buf, sizeof buf);
+            ssize_t n = ::read(output_pipe_.read.get(), buf, sizeof buf);
             if (n <= 0) return;
             if (!output_.first_byte) output_.first_byte = now;
             output_.bytes += static_cast<std::size_t>(n);
@@ -143,8 +137,8 @@ class OutputProbe {
         }
     }
 
-    int read_ = -1, write_ = -1;
-    int stop_[2] = {-1, -1};
+    local::Pipe output_pipe_; // the command's stdout and stderr
+    local::Pipe stop_;        // a byte ends the reader
     std::mutex mutex_;
     Output output_;
     std::thread reader_;
@@ -216,7 +210,6 @@ class Runner {
             }
         }
         results_.interrupted_by = session.signal();
-        // A signal that came in the very last moments still stopped nothing: say so anyway.
         results_.finished_at = unix_now();
         return std::move(results_);
     }
