@@ -143,8 +143,8 @@ TEST_CASE("inspect: key: value lines") {
                                      "labels:     -\n");
 }
 
-TEST_CASE("OutputFile: a file is replaced whole on commit, untouched without; devices and links are written "
-          "in place") {
+TEST_CASE("OutputFile: a file is replaced whole on commit, kept without it, and devices and links are "
+          "written in place") {
     sbox::test::TempDir dir;
     const std::string file = (dir.path / "out.txt").string();
     auto write = [](sbox::cli::OutputFile& out, const std::string& text) {
